@@ -1,0 +1,14 @@
+"""Networks and the registry that names them. See :mod:`.registry` for ``create_model``."""
+
+from .detector import build_detector
+from .discriminator import Discriminator
+from .mobilesr import MobileSR, MobileSRSeed
+from .registry import ModelSpec, create_model, get_spec, list_models, register, weights_dir
+from .srresnet import MiniSRResNet
+from .weights import count_params, load_weights, read_card, save_weights
+
+__all__ = [
+    "build_detector", "Discriminator", "MobileSR", "MobileSRSeed", "MiniSRResNet", "ModelSpec",
+    "create_model", "get_spec", "list_models", "register", "weights_dir", "count_params",
+    "load_weights", "read_card", "save_weights",
+]

@@ -1,0 +1,132 @@
+"""Weight files: safetensors (no pickle) plus a model-card JSON beside each file.
+
+The card is written by the training script, never by hand: architecture, parameter count, data,
+steps, metrics and the SHA-256 of the weight file, which :func:`load_weights` checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import ModelError
+
+__all__ = ["card_path", "read_card", "save_weights", "load_weights", "sha256_of", "count_params"]
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (buffers such as BatchNorm statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def card_path(weights: str | os.PathLike) -> Path:
+    """``foo.safetensors`` -> ``foo.json``."""
+    return Path(weights).with_suffix(".json")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_card(weights: str | os.PathLike) -> dict[str, Any] | None:
+    """The model card beside ``weights``, or ``None`` when there is none."""
+    path = card_path(weights)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable model card: {exc}") from None
+
+
+def _atomic_write_bytes(dest: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]) -> dict[str, Any]:
+    """Write ``model``'s state dict to ``path`` (safetensors) and its card to ``path.json``.
+
+    The card gets ``file``, ``sha256``, ``params``, ``size_mb`` and ``arch`` (the class name) added.
+    Both files are replaced atomically. Returns the card written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"arch": type(model).__name__})
+        digest = sha256_of(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    full = dict(card)
+    full.update(
+        file=path.name,
+        sha256=digest,
+        arch=type(model).__name__,
+        params=count_params(model),
+        size_mb=round(path.stat().st_size / 1e6, 3),
+    )
+    _atomic_write_bytes(card_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    return full
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, *, verify: bool = True) -> nn.Module:
+    """Load ``path`` into ``model`` strictly (every key, every shape) and return ``model``.
+
+    Raises:
+        ModelError: missing file, checksum mismatch with the card, unreadable file, or keys/shapes
+            that do not match ``model``'s architecture; the message names both.
+    """
+    path = Path(path)
+    arch = type(model).__name__
+    if not path.is_file():
+        raise ModelError(f"weights file {path} not found (needed by {arch})")
+    card = read_card(path) if verify else None
+    if card and card.get("sha256") and card["sha256"] != sha256_of(path):
+        raise ModelError(f"{path}: SHA-256 does not match its model card {card_path(path).name}; "
+                         "the file is corrupt or was replaced without its card")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys (e.g. {unexpected[0]})")
+        if shapes:
+            k = sorted(shapes)[0]
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
+                         f"vs model {tuple(own[k].shape)})")
+        raise ModelError(f"{path} does not fit architecture {arch}: " + "; ".join(parts))
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,193 @@
+"""The one CUDA-aware place: device choice, precision, threads, and tiled inference.
+
+Every entry point (library, CLI, apps, evaluation) runs networks through :func:`prepare_model`
+and :func:`run_model`, so CPU and GPU share the same preprocessing and the same tiling. On CUDA
+the forward pass runs under fp16 autocast with channels_last memory; on the CPU in fp32.
+
+Tiling (as Real-ESRGAN's ``RealESRGANer``): the input is cut into ``tile x tile`` pieces, each
+read with ``tile_pad`` pixels of real context around it, and only the centre of each output is
+kept. With ``tile_pad`` at least the network's receptive radius the result equals untiled
+inference; activation memory is bounded by the tile size, not by the image size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import DeviceError, ImageError
+
+__all__ = [
+    "select_device",
+    "configure_threads",
+    "use_fp16",
+    "prepare_model",
+    "inference_mode",
+    "image_to_tensor",
+    "tensor_to_image",
+    "tile_boxes",
+    "run_model",
+]
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"``/``"cuda:1"``/``"cpu"`` as asked.
+
+    Raises:
+        DeviceError: CUDA was asked for but is not available (or the index does not exist).
+    """
+    if isinstance(device, torch.device):
+        name = str(device)
+    else:
+        name = str(device or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r} (use auto, cpu or cuda[:N])") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("CUDA was requested but no CUDA device is available; use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"CUDA device {dev.index} does not exist ({torch.cuda.device_count()} present)")
+    elif dev.type != "cpu":
+        raise DeviceError(f"unsupported device {device!r} (use auto, cpu or cuda[:N])")
+    return dev
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set PyTorch's intra-op CPU threads (default: ``$DEEPCLARITY_THREADS`` or all cores).
+
+    Returns the number in force, so benchmarks can print it beside their figures.
+    """
+    if threads is None:
+        env = os.environ.get("DEEPCLARITY_THREADS")
+        threads = int(env) if env else (os.cpu_count() or 1)
+    threads = max(1, int(threads))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def use_fp16(device: torch.device, fp32: bool = False) -> bool:
+    """Half precision (autocast) is used on CUDA unless ``fp32`` is forced; never on the CPU."""
+    return device.type == "cuda" and not fp32
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Eval mode, no gradients, on ``device``; channels_last on CUDA (faster convolutions there)."""
+    model = model.eval().requires_grad_(False).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+@contextlib.contextmanager
+def inference_mode(device: torch.device, fp16: bool) -> Iterator[None]:
+    """``torch.inference_mode`` plus fp16 autocast when ``fp16`` (CUDA only)."""
+    with torch.inference_mode():
+        if fp16 and device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                yield
+        else:
+            yield
+
+
+def image_to_tensor(img: np.ndarray) -> Tensor:
+    """``HxWxC`` ``uint8``/``uint16`` (or ``HxW``) -> ``(1, C, H, W)`` float32 in [0, 1] on the CPU."""
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3:
+        raise ImageError(f"expected an HxW or HxWxC image, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        scale = 255.0
+    elif arr.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        raise ImageError(f"expected uint8 or uint16 pixels, got {arr.dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+    return t.float().div_(scale)
+
+
+def tensor_to_image(t: Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """``(1, C, H, W)`` or ``(C, H, W)`` float in [0, 1] -> ``HxWxC`` ``uint8``/``uint16``, rounded and clipped."""
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected a batch of one, got {tuple(t.shape)}")
+        t = t[0]
+    top = 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
+    out = t.detach().float().cpu().clamp(0, 1).mul(top).round()
+    return out.permute(1, 2, 0).numpy().astype(dtype)
+
+
+def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """``(y0, y1, x0, x1)`` boxes of at most ``tile x tile`` that cover the image exactly once.
+
+    Tiles are spread evenly (``ceil(H / tile)`` rows of nearly equal height) so no sliver tile
+    is left at the edge.
+    """
+    if tile <= 0 or (height <= tile and width <= tile):
+        return [(0, height, 0, width)]
+    rows, cols = math.ceil(height / tile), math.ceil(width / tile)
+    ys = [round(i * height / rows) for i in range(rows + 1)]
+    xs = [round(j * width / cols) for j in range(cols + 1)]
+    return [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(rows) for j in range(cols)]
+
+
+def run_model(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    scale: int = 1,
+    device: torch.device | None = None,
+    fp16: bool = False,
+    tile: int = 0,
+    tile_pad: int = 16,
+) -> Tensor:
+    """Apply an image-to-image ``model`` (output ``scale`` times larger) to ``x``, tiled if asked.
+
+    Args:
+        model: already :func:`prepare_model`-ed on ``device``.
+        x: ``(B, C, H, W)`` float32 in [0, 1], on any device.
+        scale: output/input size ratio of ``model``.
+        device: where the model lives (default: where its parameters are).
+        fp16: autocast to half precision (honoured on CUDA only).
+        tile: tile side in input pixels; 0 = whole image at once.
+        tile_pad: context in input pixels read around each tile and then discarded.
+
+    Returns:
+        ``(B, C', H*scale, W*scale)`` float32 on the CPU (assembled there, so GPU memory stays
+        bounded by the tile).
+    """
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    b, _, h, w = x.shape
+    boxes = tile_boxes(h, w, tile)
+    out: Tensor | None = None
+    with inference_mode(device, fp16):
+        for y0, y1, x0, x1 in boxes:
+            py0, py1 = max(0, y0 - tile_pad), min(h, y1 + tile_pad)
+            px0, px1 = max(0, x0 - tile_pad), min(w, x1 + tile_pad)
+            piece = x[:, :, py0:py1, px0:px1].to(device, non_blocking=True)
+            if device.type == "cuda":
+                piece = piece.contiguous(memory_format=torch.channels_last)
+            result = model(piece).float()
+            if len(boxes) == 1:
+                return result.cpu()
+            if out is None:
+                out = torch.empty((b, result.shape[1], h * scale, w * scale), dtype=torch.float32)
+            oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
+            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = result[
+                :, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale
+            ].cpu()
+    assert out is not None
+    return out
