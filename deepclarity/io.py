@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io as _io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .files import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -397,26 +397,12 @@ def _encode_png16(arr: np.ndarray, channels: int, name: str) -> bytes:
 
 
 def _atomic_write(dest: Path, payload: bytes) -> None:
-    """Write to a hidden temporary file beside ``dest``, fsync, then rename over it."""
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise ImageError(f"{dest}: output folder {parent} does not exist")
     if dest.is_dir():
         raise ImageError(f"{dest}: is a directory")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+        atomic_write(dest, payload)
     except OSError as exc:
         raise ImageError(f"{dest}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ImageError(f"{dest}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

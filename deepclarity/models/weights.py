@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ModelError
+from ..files import atomic_write
 
 __all__ = ["card_path", "read_card", "save_weights", "load_weights", "sha256_of", "count_params"]
 
@@ -52,17 +53,6 @@ def read_card(weights: str | os.PathLike) -> dict[str, Any] | None:
         raise ModelError(f"{path}: unreadable model card: {exc}") from None
 
 
-def _atomic_write_bytes(dest: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]) -> dict[str, Any]:
     """Write ``model``'s state dict to ``path`` (safetensors) and its card to ``path.json``.
 
@@ -89,7 +79,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]
         params=count_params(model),
         size_mb=round(path.stat().st_size / 1e6, 3),
     )
-    _atomic_write_bytes(card_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(card_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
     return full
 
 

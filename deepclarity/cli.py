@@ -1,0 +1,157 @@
+"""The ``deepclarity`` command line (also ``python -m deepclarity``).
+
+Exit codes: 0 success; 1 some inputs failed (the rest were processed); 2 bad usage or a fatal
+error (unknown model, missing data, no device). Library errors become one line on stderr,
+``deepclarity: error: <message>``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import DeepClarityError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output:
+        from .files import atomic_write
+
+        try:
+            atomic_write(Path(output), (text if text.endswith("\n") else text + "\n").encode())
+        except OSError as exc:
+            raise DeepClarityError(f"cannot write {output}: {exc.strerror or exc}") from None
+    else:
+        print(text)
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    import torch
+
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
+    print(f"deepclarity {__version__}")
+    print(f"torch {torch.__version__}, CUDA: {cuda}, CPU threads: {torch.get_num_threads()}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    rows = []
+    for spec in list_models(args.task):
+        rows.append({
+            "name": spec.name, "task": spec.task, "scale": spec.scale, "params": spec.num_params,
+            "weights": str(spec.weights_path) if spec.weights_path else None,
+            "trained": spec.has_weights, "description": spec.description,
+        })
+    if args.format == "json":
+        _write_output(json.dumps(rows, indent=2), None)
+        return EXIT_OK
+    print(f"{'name':<18} {'task':<13} {'scale':>5} {'params':>10}  weights")
+    for r in rows:
+        state = "trained" if r["trained"] else ("missing" if r["weights"] else "architecture only")
+        print(f"{r['name']:<18} {r['task']:<13} {r['scale']:>5} {r['params']:>10,}  {state}")
+    return EXIT_OK
+
+
+def cmd_eval_sr(args: argparse.Namespace) -> int:
+    from .evaluate import default_data_dir, evaluate_sr, find_benchmark_sets, format_sr_table
+
+    methods = [m.strip().lower() for chunk in args.models for m in chunk.split(",") if m.strip()]
+    sets = find_benchmark_sets(args.data or [default_data_dir()])
+    if args.sets:
+        wanted = {s.lower() for chunk in args.sets for s in chunk.split(",")}
+        sets = [(n, f) for n, f in sets if n.lower() in wanted]
+        if not sets:
+            raise DeepClarityError(f"none of the sets {sorted(wanted)} were found under --data")
+    if args.limit:
+        sets = [(n, f[: args.limit]) for n, f in sets]
+    results = evaluate_sr(sets, methods, scale=args.scale, device=args.device, fp32=args.fp32,
+                          tile=args.tile, with_lpips=args.lpips, progress=not args.quiet)
+    if args.format == "json":
+        text = json.dumps({"scale": args.scale, "results": [r.to_dict() for r in results]}, indent=2)
+    else:
+        text = format_sr_table(results, scale=args.scale)
+    _write_output(text, args.output)
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepclarity",
+        description="Detect pixelated images and restore them with small, fast super-resolution networks.",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"deepclarity {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print versions and the compute device")
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser("models", help="list the model zoo and which weights are trained")
+    p.add_argument("--task", choices=["detect", "sr", "discriminator"], help="only this task")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_models)
+
+    p_eval = sub.add_parser("eval", help="evaluate models on standard benchmarks")
+    eval_sub = p_eval.add_subparsers(dest="eval_command", metavar="TASK")
+    p = eval_sub.add_parser(
+        "sr", help="super-resolution PSNR/SSIM on Set5, Set14, ... (published protocol)",
+        description="PSNR-Y / SSIM-Y of bicubic and SR models: HR cropped to a multiple of the scale, "
+                    "LR by MATLAB-compatible bicubic, scale px shaved per border.",
+    )
+    p.add_argument("--data", nargs="+", metavar="DIR",
+                   help="benchmark folder(s): a set (Set5/), a folder of sets, or the datasets root "
+                        "(default: $DEEPCLARITY_DATA or ../shared/datasets)")
+    p.add_argument("--models", nargs="+", default=["bicubic"], metavar="NAME",
+                   help="bicubic and/or SR models from `deepclarity models` (space or comma separated)")
+    p.add_argument("--sets", nargs="+", metavar="SET", help="only these sets, e.g. Set5 Set14")
+    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
+    p.add_argument("--limit", type=int, default=0, help="at most N images per set (0 = all)")
+    p.add_argument("--tile", type=int, default=0, help="tile size for model inference (0 = whole image)")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
+    p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--lpips", action="store_true",
+                   help="also LPIPS (needs the AlexNet backbone already in the torch cache)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the table/JSON here instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval_sr)
+    p_eval.set_defaults(func=lambda a: _missing_subcommand(p_eval))
+    return parser
+
+
+def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_FATAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_FATAL
+    try:
+        return int(args.func(args))
+    except DeepClarityError as exc:
+        print(f"deepclarity: error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("deepclarity: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

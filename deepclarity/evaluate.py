@@ -1,0 +1,213 @@
+"""Super-resolution evaluation on the published protocol (DESIGN.md section 3).
+
+HR images are cropped to a multiple of the scale, LR inputs made with the MATLAB-compatible
+bicubic :func:`~deepclarity.degrade.imresize`, outputs rounded to ``uint8``, and PSNR/SSIM taken on
+Y with ``scale`` pixels shaved per border. ``deepclarity eval sr`` and ``evaluation/eval_sr.py``
+both call :func:`evaluate_sr`, so the README's numbers and the command line agree.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from .degrade import imresize
+from .errors import DeepClarityError, ImageError
+from .io import read_image
+from .metrics import lpips, lpips_available, psnr_y, ssim_y
+
+__all__ = [
+    "BENCHMARK_SETS",
+    "IMAGE_EXTENSIONS",
+    "default_data_dir",
+    "find_benchmark_sets",
+    "make_upscaler",
+    "SetResult",
+    "evaluate_sr",
+    "format_sr_table",
+]
+
+#: The standard sets in the order papers report them.
+BENCHMARK_SETS = ("Set5", "Set14", "B100", "Kodak24", "McMaster18")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+Upscaler = Callable[[np.ndarray], np.ndarray]
+
+
+def default_data_dir() -> Path:
+    """``$DEEPCLARITY_DATA``, else ``../shared/datasets`` beside the repository."""
+    env = os.environ.get("DEEPCLARITY_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def find_benchmark_sets(paths: Iterable[str | os.PathLike]) -> list[tuple[str, list[Path]]]:
+    """Resolve ``--data`` arguments into ``(set name, image files)``.
+
+    Each path may be a folder of images (one set, named after the folder), a folder of such
+    folders (e.g. ``datasets/benchmark``), or the datasets root holding ``benchmark/``. Known sets
+    come first in the standard order.
+
+    Raises:
+        DeepClarityError: a path does not exist or holds no images.
+    """
+    found: dict[str, list[Path]] = {}
+    for raw in paths:
+        root = Path(raw)
+        if not root.is_dir():
+            raise DeepClarityError(f"--data {root}: no such folder")
+        if (root / "benchmark").is_dir():
+            root = root / "benchmark"
+        direct = _images_in(root)
+        if direct:
+            found[root.name] = direct
+            continue
+        subsets = {d.name: _images_in(d) for d in sorted(root.iterdir()) if d.is_dir()}
+        subsets = {k: v for k, v in subsets.items() if v}
+        if not subsets:
+            raise DeepClarityError(f"--data {root}: no images found (expected a folder of images "
+                                   "or of benchmark folders such as Set5/)")
+        found.update(subsets)
+    order = {name: i for i, name in enumerate(BENCHMARK_SETS)}
+    return sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+
+
+def make_upscaler(method: str, scale: int = 4, *, device: str = "cpu", fp32: bool = False,
+                  tile: int = 0, tile_pad: int = 16) -> Upscaler:
+    """A function ``uint8 HxWx3 LR -> uint8 HxWx3 SR`` for ``"bicubic"`` or a registered SR model."""
+    if method == "bicubic":
+        return lambda lr: imresize(lr, scale)
+    from .models import create_model, get_spec
+    from .runtime import image_to_tensor, prepare_model, run_model, select_device, tensor_to_image, use_fp16
+
+    spec = get_spec(method)
+    if spec.task != "sr":
+        raise DeepClarityError(f"{method} is a {spec.task} model, not a super-resolution model")
+    if spec.scale != scale:
+        raise DeepClarityError(f"{method} upscales x{spec.scale}, but --scale is {scale}")
+    dev = select_device(device)
+    model = prepare_model(create_model(method), dev)
+    half = use_fp16(dev, fp32)
+
+    def upscale(lr: np.ndarray) -> np.ndarray:
+        out = run_model(model, image_to_tensor(lr), scale=scale, device=dev, fp16=half, tile=tile,
+                        tile_pad=tile_pad)
+        return tensor_to_image(out)
+
+    return upscale
+
+
+@dataclass
+class SetResult:
+    """Mean metrics of one method on one benchmark set (per-image values kept for JSON)."""
+
+    method: str
+    dataset: str
+    images: int
+    psnr: float
+    ssim: float
+    lpips: float | None = None
+    lpips_note: str | None = None
+    seconds: float = 0.0
+    per_image: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _lr_hr_pair(path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    hr = read_image(path).pixels
+    if hr.dtype != np.uint8:
+        hr = ((hr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    h, w = hr.shape[:2]
+    hr = hr[: h - h % scale, : w - w % scale]
+    if hr.shape[0] < 2 * scale + 11 or hr.shape[1] < 2 * scale + 11:
+        raise ImageError(f"{path}: too small for x{scale} evaluation")
+    return imresize(hr, 1.0 / scale), hr
+
+
+def evaluate_sr(
+    sets: list[tuple[str, list[Path]]],
+    methods: list[str],
+    *,
+    scale: int = 4,
+    device: str = "cpu",
+    fp32: bool = False,
+    tile: int = 0,
+    with_lpips: bool = False,
+    progress: bool = True,
+) -> list[SetResult]:
+    """PSNR-Y / SSIM-Y (and optionally LPIPS) of every method on every set.
+
+    LPIPS, when asked for but unavailable (no cached backbone), is reported as ``None`` with the
+    reason in ``lpips_note`` — never estimated.
+    """
+    from .runtime import select_device
+
+    select_device(device)  # a bad --device fails before any work, whatever the methods
+    lp_ok, lp_note = lpips_available() if with_lpips else (False, "not requested")
+    upscalers = {m: make_upscaler(m, scale, device=device, fp32=fp32, tile=tile) for m in methods}
+    pairs = {name: [(p, *_lr_hr_pair(p, scale)) for p in files] for name, files in sets}
+    results = []
+    total = sum(len(v) for v in pairs.values()) * len(methods)
+    with tqdm(total=total, desc="eval sr", unit="img", disable=not progress, leave=False) as bar:
+        for method in methods:
+            up = upscalers[method]
+            for name, items in pairs.items():
+                rows, seconds = [], 0.0
+                for path, lr, hr in items:
+                    t0 = time.perf_counter()
+                    sr = up(lr)
+                    seconds += time.perf_counter() - t0
+                    row = {"image": path.name, "psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale)}
+                    if lp_ok:
+                        row["lpips"] = lpips(sr, hr, scale)
+                    rows.append(row)
+                    bar.update(1)
+                results.append(SetResult(
+                    method=method, dataset=name, images=len(rows),
+                    psnr=float(np.mean([r["psnr"] for r in rows])),
+                    ssim=float(np.mean([r["ssim"] for r in rows])),
+                    lpips=float(np.mean([r["lpips"] for r in rows])) if lp_ok else None,
+                    lpips_note=None if lp_ok else lp_note,
+                    seconds=seconds, per_image=rows,
+                ))
+    return results
+
+
+def format_sr_table(results: list[SetResult], *, scale: int) -> str:
+    """A markdown table: one row per method, one ``PSNR / SSIM[ / LPIPS]`` column per set."""
+    methods = list(dict.fromkeys(r.method for r in results))
+    sets = list(dict.fromkeys(r.dataset for r in results))
+    cell = {(r.method, r.dataset): r for r in results}
+    has_lpips = any(r.lpips is not None for r in results)
+
+    def fmt(r: SetResult) -> str:
+        text = f"{r.psnr:.2f} / {r.ssim:.4f}"
+        if has_lpips:
+            text += f" / {r.lpips:.4f}" if r.lpips is not None else " / n/a"
+        return text
+
+    lines = [
+        f"x{scale} — PSNR (dB) / SSIM{' / LPIPS' if has_lpips else ''} on Y, {scale} px shaved, "
+        "MATLAB bicubic LR",
+        "",
+        "| method | " + " | ".join(f"{s} ({cell[(methods[0], s)].images})" for s in sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    for m in methods:
+        vals = [fmt(cell[(m, s)]) for s in sets]
+        lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    notes = {r.lpips_note for r in results if r.lpips is None and r.lpips_note and r.lpips_note != "not requested"}
+    for note in sorted(notes):
+        lines.append(f"\nLPIPS: n/a — {note}")
+    return "\n".join(lines)
