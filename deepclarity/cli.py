@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect pixelated images and restore them with small, fast super-resolution networks.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"deepclarity {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for PyTorch (default: $DEEPCLARITY_THREADS or all cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("version", help="print versions and the compute device")
@@ -144,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_FATAL
     try:
+        if args.threads is not None or os.environ.get("DEEPCLARITY_THREADS"):
+            from .runtime import configure_threads
+
+            configure_threads(args.threads)
         return int(args.func(args))
     except DeepClarityError as exc:
         print(f"deepclarity: error: {exc}", file=sys.stderr)

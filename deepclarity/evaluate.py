@@ -159,7 +159,7 @@ def evaluate_sr(
     pairs = {name: [(p, *_lr_hr_pair(p, scale)) for p in files] for name, files in sets}
     results = []
     total = sum(len(v) for v in pairs.values()) * len(methods)
-    with tqdm(total=total, desc="eval sr", unit="img", disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc="eval sr", unit="img", disable=None if progress else True, leave=False) as bar:
         for method in methods:
             up = upscalers[method]
             for name, items in pairs.items():

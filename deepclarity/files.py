@@ -9,6 +9,16 @@ from pathlib import Path
 __all__ = ["atomic_write"]
 
 
+def _mode_for(dest: Path) -> int:
+    """Keep an existing file's permissions; give a new one the usual 0o666 minus the umask."""
+    try:
+        return dest.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(dest: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a hidden temporary file beside ``dest``, fsync it, then rename it over
     ``dest``. On any failure the temporary file is removed and an existing ``dest`` is untouched.
@@ -24,7 +34,7 @@ def atomic_write(dest: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _mode_for(dest))
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,13 @@ __all__ = [
 #: Default limit on width x height; override per call or with ``DEEPCLARITY_MAX_PIXELS``.
 DEFAULT_MAX_PIXELS = 100_000_000
 
-#: Formats we decode. Anything else Pillow recognises (PDF, EPS, PSD, ...) is "unsupported".
-READABLE_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "AVIF")
+#: Pillow openers we use. (MPO files open through "JPEG".) Anything else Pillow recognises
+#: (PDF, EPS, PSD, ICO, ...) is reported as an unsupported format.
+READABLE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "AVIF")
+
+# Pillow refuses images above 2 * Image.MAX_IMAGE_PIXELS inside Image.open. Our own limit is checked
+# from the header first; when a caller sets it higher, Pillow's cap is lifted for that open only.
+_pillow_cap_lock = threading.Lock()
 
 #: Output extension -> Pillow format name.
 WRITABLE_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -126,7 +132,8 @@ def read_image(source: ImageSource, *, max_pixels: int | None = None) -> LoadedI
     if isinstance(source, np.ndarray):
         return _from_array(source, limit)
     if isinstance(source, Image.Image):
-        return _from_pil(source, "<PIL image>", None, limit, fmt="PIL")
+        return _from_pil(source, "<PIL image>", None, limit, fmt="PIL",
+                         frames=int(getattr(source, "n_frames", 1) or 1))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = str(path)
@@ -165,9 +172,7 @@ def _read_file_bytes(path: Path) -> bytes:
 
 def _decode(data: bytes, name: str, path: Path | None, limit: int) -> LoadedImage:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(_io.BytesIO(data), formats=READABLE_FORMATS)
+        im = _open_header(data, limit)
     except UnidentifiedImageError:
         raise ImageError(f"{name}: {_unsupported_reason(data)}") from None
     except Image.DecompressionBombError as exc:  # Pillow's own limit, when ours is set higher
@@ -178,8 +183,28 @@ def _decode(data: bytes, name: str, path: Path | None, limit: int) -> LoadedImag
     fmt = im.format or "unknown"
     frames = int(getattr(im, "n_frames", 1) or 1)
     if fmt == "PNG" and _png_is_16bit_color(data):
-        return _decode_png16_color(data, name, path, frames)
+        orientation = _exif_orientation(im)
+        loaded = _decode_png16_color(data, name, path, frames)
+        loaded.pixels = _orient(loaded.pixels, orientation)
+        if loaded.alpha is not None:
+            loaded.alpha = _orient(loaded.alpha, orientation)
+        return loaded
     return _from_pil(im, name, path, limit, fmt=fmt, frames=frames)
+
+
+def _open_header(data: bytes, limit: int) -> Image.Image:
+    """``Image.open`` (header only), with Pillow's own bomb cap lifted when our limit is above it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pillow_cap = Image.MAX_IMAGE_PIXELS
+        if pillow_cap is None or limit <= 2 * pillow_cap:
+            return Image.open(_io.BytesIO(data), formats=READABLE_FORMATS)
+        with _pillow_cap_lock:
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                return Image.open(_io.BytesIO(data), formats=READABLE_FORMATS)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_cap
 
 
 def _unsupported_reason(data: bytes) -> str:
@@ -208,6 +233,31 @@ def _decode_png16_color(data: bytes, name: str, path: Path | None, frames: int) 
     else:
         rgb, alpha = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), None
     return LoadedImage(np.ascontiguousarray(rgb), alpha, False, name, path, "PNG", frames)
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return 1
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an ``HxW[xC]`` array, as ``ImageOps.exif_transpose``."""
+    def transpose(a: np.ndarray) -> np.ndarray:
+        return np.swapaxes(a, 0, 1)
+
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: transpose,
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: transpose(a[::-1, ::-1]),
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op else arr
 
 
 def _check_size(size: tuple[int, int], name: str, limit: int) -> None:
@@ -289,7 +339,7 @@ def _from_array(arr: np.ndarray, limit: int) -> LoadedImage:
     gray = channels in (1, 2)
     color = np.repeat(arr[..., :1], 3, axis=2) if gray else arr[..., :3]
     alpha = arr[..., -1].copy() if channels in (2, 4) else None
-    return LoadedImage(np.ascontiguousarray(color), alpha, gray, name, None, "array", 1)
+    return LoadedImage(np.array(color, order="C"), alpha, gray, name, None, "array", 1)
 
 
 def _short(exc: BaseException) -> str:

@@ -143,6 +143,21 @@ def test_discriminator_logits_and_features():
         assert f.shape == (2, c, s, s)
 
 
+def test_discriminator_features_train_end_to_end():
+    # In-place LeakyReLUs must not corrupt the stored features nor break backward (the GAN loss
+    # uses both the logits and the features).
+    model = Discriminator(channels=8).train()
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    logits, feats = model(x, features=True)
+    before = [f.detach().clone() for f in feats]
+    loss = logits.mean() + sum(f.abs().mean() for f in feats)
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.parameters())
+    for f, b in zip(feats, before):
+        assert torch.equal(f.detach(), b)
+
+
 # --------------------------------------------------------------------------------------------
 # parameter budgets
 # --------------------------------------------------------------------------------------------
