@@ -123,8 +123,9 @@ def block_starts(length: int, factor: float) -> np.ndarray:
     """First pixel of each block along an axis of ``length`` pixels pixelated by ``factor``.
 
     The axis holds ``n = max(1, round(length / factor))`` blocks. Both resizes use pixel-centre
-    nearest neighbour (as Pillow and OpenCV's ``INTER_NEAREST_EXACT``): output pixel ``y`` belongs
-    to block ``floor((y + 0.5) * n / length)``. Fractional factors give alternating widths (a
+    nearest neighbour in exact integer arithmetic: output pixel ``y`` belongs to block
+    ``floor((y + 0.5) * n / length)``. (Pillow's ``NEAREST`` agrees except at exact half-pixel
+    ties, where its floating-point stepping rounds the other way.) Fractional factors give alternating widths (a
     factor of 2.5 gives blocks of 2 and 3 pixels).
     """
     cell = _cell_of_pixel(length, _block_count(length, factor))

@@ -118,13 +118,14 @@ def image_to_tensor(img: np.ndarray) -> Tensor:
 
 
 def tensor_to_image(t: Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
-    """``(1, C, H, W)`` or ``(C, H, W)`` float in [0, 1] -> ``HxWxC`` ``uint8``/``uint16``, rounded and clipped."""
+    """``(1, C, H, W)`` or ``(C, H, W)`` float in [0, 1] -> ``HxWxC`` ``uint8``/``uint16``, rounded and
+    clipped (NaN becomes 0)."""
     if t.ndim == 4:
         if t.shape[0] != 1:
             raise ValueError(f"expected a batch of one, got {tuple(t.shape)}")
         t = t[0]
     top = 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
-    out = t.detach().float().cpu().clamp(0, 1).mul(top).round()
+    out = t.detach().float().cpu().nan_to_num(0.0).clamp(0, 1).mul(top).round()
     return out.permute(1, 2, 0).numpy().astype(dtype)
 
 
