@@ -132,8 +132,7 @@ def read_image(source: ImageSource, *, max_pixels: int | None = None) -> LoadedI
     if isinstance(source, np.ndarray):
         return _from_array(source, limit)
     if isinstance(source, Image.Image):
-        return _from_pil(source, "<PIL image>", None, limit, fmt="PIL",
-                         frames=int(getattr(source, "n_frames", 1) or 1))
+        return _from_pil(source, "<PIL image>", None, limit, fmt="PIL", frames=_frame_count(source))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = str(path)
@@ -181,7 +180,7 @@ def _decode(data: bytes, name: str, path: Path | None, limit: int) -> LoadedImag
         raise ImageError(f"{name}: corrupt or unreadable image header ({_short(exc)})") from None
     _check_size(im.size, name, limit)
     fmt = im.format or "unknown"
-    frames = int(getattr(im, "n_frames", 1) or 1)
+    frames = _frame_count(im)
     if fmt == "PNG" and _png_is_16bit_color(data):
         orientation = _exif_orientation(im)
         loaded = _decode_png16_color(data, name, path, frames)
@@ -190,6 +189,14 @@ def _decode(data: bytes, name: str, path: Path | None, limit: int) -> LoadedImag
             loaded.alpha = _orient(loaded.alpha, orientation)
         return loaded
     return _from_pil(im, name, path, limit, fmt=fmt, frames=frames)
+
+
+def _frame_count(im: Image.Image) -> int:
+    """Frames in an animated image; counting walks the file, so a broken tail counts as one."""
+    try:
+        return max(1, int(getattr(im, "n_frames", 1) or 1))
+    except Exception:
+        return 1
 
 
 def _open_header(data: bytes, limit: int) -> Image.Image:
