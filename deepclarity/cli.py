@@ -32,6 +32,46 @@ def _write_output(text: str, output: str | None) -> None:
         print(text)
 
 
+def expand_inputs(paths: Sequence[str], recursive: bool) -> list[Path]:
+    """Files named on the command line, plus the images inside named folders (``-r``: sub-folders too).
+
+    Files are kept whatever their extension (a bad one gets its own error record); inside folders
+    only image extensions count. Order: as given, folder contents sorted; duplicates dropped.
+    """
+    from .evaluate import IMAGE_EXTENSIONS
+
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            walker = path.rglob("*") if recursive else path.glob("*")
+            out.extend(sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+        else:
+            out.append(path)
+    return list(dict.fromkeys(out))
+
+
+def _format_records(records: list[dict], fmt: str, columns: list[str]) -> str:
+    """Records as a JSON list, CSV with a header, or an aligned text table."""
+    if fmt == "json":
+        return json.dumps(records, indent=2)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in columns})
+        return buf.getvalue().rstrip("\n")
+    cells = [[("" if r.get(k) is None else str(r.get(k))) for k in columns] for r in records]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------ commands
 
 
@@ -61,6 +101,55 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         state = "trained" if r["trained"] else ("missing" if r["weights"] else "architecture only")
         print(f"{r['name']:<18} {r['task']:<13} {r['scale']:>5} {r['params']:>10,}  {state}")
+    return EXIT_OK
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .detect import load_detector
+    from .io import read_image
+
+    files = expand_inputs(args.paths, args.recursive)
+    if not files:
+        raise DeepClarityError("no input images found")
+    detector = load_detector(args.method, device=args.device, fp32=args.fp32, threshold=args.threshold,
+                             max_tiles=args.tiles)
+    records = []
+    for path in tqdm(files, desc="detect", unit="img", disable=None if len(files) > 1 and not args.quiet else True,
+                     file=sys.stderr):
+        record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None, "error": None}
+        try:
+            result = detector.detect(read_image(path))
+            record.update(result.to_record())
+        except DeepClarityError as exc:
+            record["error"] = str(exc)
+        records.append(record)
+    if args.format == "table":
+        for r in records:
+            r["verdict"] = "error" if r["error"] else ("PIXELATED" if r["pixelated"] else "clean")
+        columns = ["path", "verdict", "probability", "block_size", "error"]
+    else:
+        columns = ["path", "pixelated", "probability", "block_size", "error"]
+    rows = [{k: r.get(k) for k in columns} for r in records] if args.format != "json" else \
+        [{k: r.get(k) for k in ("path", "pixelated", "probability", "block_size", "phase", "method", "error")}
+         for r in records]
+    _write_output(_format_records(rows, args.format, columns), args.output)
+    failed = sum(1 for r in records if r["error"])
+    if failed:
+        print(f"deepclarity: {failed} of {len(records)} inputs failed", file=sys.stderr)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_detect, format_bench
+
+    if args.bench_command == "detect":
+        result = bench_detect(method=args.method, device=args.device, batch=args.batch, images=args.images,
+                              repeats=args.repeats, data=args.data)
+    else:  # pragma: no cover - argparse restricts the choices
+        raise DeepClarityError(f"unknown benchmark {args.bench_command}")
+    _write_output(json.dumps(result, indent=2) if args.format == "json" else format_bench(result), args.output)
     return EXIT_OK
 
 
@@ -106,6 +195,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["detect", "sr", "discriminator"], help="only this task")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "detect", help="tell whether images are pixelated (and the block size)",
+        description="One record per input: path, pixelated, probability, block_size, error. A bad "
+                    "file gets an error record and the rest are still processed (exit code 1).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="also look inside sub-folders")
+    p.add_argument("--method", choices=["canny", "rgb"], default="canny",
+                   help="canny: method 2, edge maps (default); rgb: method 1, the baseline")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability for 'pixelated' (default 0.5)")
+    p.add_argument("--tiles", type=int, default=24, help="crops read per image, the region map's cells (default 24)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_detect)
+
+    p_bench = sub.add_parser("bench", help="speed benchmarks (model-only and end-to-end)")
+    bench_sub = p_bench.add_subparsers(dest="bench_command", metavar="TASK")
+    p = bench_sub.add_parser(
+        "detect", help="detector crops/s (model only) and 1920x1080 JPEG images/s (end to end)",
+        description="Median of repeated runs after a warm-up; hardware, threads, batch, dtype and sizes "
+                    "are printed beside each figure.",
+    )
+    p.add_argument("--method", choices=["canny", "rgb"], default="canny")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA fp16 when present)")
+    p.add_argument("--batch", type=int, default=256, help="crops per batch for the model-only figure")
+    p.add_argument("--images", type=int, default=24, help="1920x1080 JPEGs for the end-to-end figure")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
+    p.add_argument("--data", metavar="DIR", help="photos to build the JPEGs from (default: scikit-image samples)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_bench)
+    p_bench.set_defaults(func=lambda a: _missing_subcommand(p_bench))
 
     p_eval = sub.add_parser("eval", help="evaluate models on standard benchmarks")
     eval_sub = p_eval.add_subparsers(dest="eval_command", metavar="TASK")

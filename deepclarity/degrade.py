@@ -15,12 +15,13 @@ import io
 import math
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from .errors import ImageError
 
-__all__ = ["imresize", "pixelate", "block_starts", "mosaic", "jpeg"]
+__all__ = ["imresize", "resize", "RESIZE_METHODS", "pixelate", "block_starts", "mosaic", "jpeg"]
 
 
 # ------------------------------------------------------------------------------ MATLAB imresize
@@ -114,6 +115,28 @@ def imresize(
         out = np.clip(np.sign(out) * np.floor(np.abs(out) + 0.5), info.min, info.max)
         return out.astype(dtype)
     return out.astype(dtype, copy=False)
+
+
+#: OpenCV interpolations by name, for "resized again" degradations (any interpolation).
+RESIZE_METHODS = {
+    "nearest": cv2.INTER_NEAREST_EXACT,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+def resize(img: np.ndarray, scale: float, method: str = "bilinear") -> np.ndarray:
+    """Resize by ``scale`` with an OpenCV interpolation from :data:`RESIZE_METHODS` (fast; not the
+    MATLAB protocol — use :func:`imresize` for SR benchmarks). Output size ``round(H * scale)``."""
+    img = np.asarray(img)
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"resize: method must be one of {sorted(RESIZE_METHODS)}, got {method!r}")
+    h, w = img.shape[:2]
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    out = cv2.resize(img, size, interpolation=RESIZE_METHODS[method])
+    return out.reshape(size[1], size[0], *img.shape[2:])
 
 
 # ----------------------------------------------------------------------------------- pixelation

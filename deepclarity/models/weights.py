@@ -53,15 +53,20 @@ def read_card(weights: str | os.PathLike) -> dict[str, Any] | None:
         raise ModelError(f"{path}: unreadable model card: {exc}") from None
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]) -> dict[str, Any]:
+def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any], *,
+                 half: bool = False) -> dict[str, Any]:
     """Write ``model``'s state dict to ``path`` (safetensors) and its card to ``path.json``.
 
-    The card gets ``file``, ``sha256``, ``params``, ``size_mb`` and ``arch`` (the class name) added.
-    Both files are replaced atomically. Returns the card written.
+    ``half`` stores floating-point tensors as float16 (half the file; :func:`load_weights` casts
+    them back to the model's dtype). The card gets ``file``, ``sha256``, ``params``, ``size_mb``,
+    ``stored_dtype`` and ``arch`` (the class name) added. Both files are replaced atomically.
+    Returns the card written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -78,6 +83,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]
         arch=type(model).__name__,
         params=count_params(model),
         size_mb=round(path.stat().st_size / 1e6, 3),
+        stored_dtype="float16" if half else "float32",
     )
     atomic_write(card_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
     return full

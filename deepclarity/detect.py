@@ -1,0 +1,208 @@
+"""Pixelation detection: is an image pixelated, how sure are we, where, and how coarse are the blocks.
+
+The detector looks at native-resolution crops (never resized: resizing would erase the block
+grid it is looking for) of either the Canny edge map (method 2, the default) or the RGB pixels
+(method 1, the baseline). :func:`crop_features` is the one preprocessing function shared by
+training (``training/train_detector.py``) and inference, on the CPU and on CUDA alike.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .edges import canny_edges
+from .errors import ImageError
+
+__all__ = ["CROP_SIZE", "METHODS", "crop_features", "Detection", "Detector", "tile_grid", "aggregate",
+           "load_detector", "to_uint8"]
+
+#: Side of the square crops the detector is trained and run on (native pixels).
+CROP_SIZE = 160
+
+#: ``--method`` name -> registry model name.
+METHODS = {"canny": "detector-canny", "rgb": "detector-rgb"}
+
+
+def crop_features(crop: np.ndarray, kind: str, size: int = CROP_SIZE) -> np.ndarray:
+    """Detector input for one ``HxWx3`` ``uint8`` RGB crop: ``(3, size, size)`` float32 in [0, 1].
+
+    ``kind="canny"`` gives the Canny edge map in all three channels, ``"rgb"`` the pixels. A crop
+    smaller than ``size`` (a small image) is zero-padded at the bottom/right, never upscaled; a
+    larger one is an error (the caller chooses crops).
+    """
+    if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
+        raise ImageError(f"detector crops must be HxWx3 uint8, got {crop.shape} {crop.dtype}")
+    h, w = crop.shape[:2]
+    if h > size or w > size:
+        raise ValueError(f"crop {h}x{w} is larger than the detector input {size}x{size}")
+    if kind == "canny":
+        feat = canny_edges(crop)
+    elif kind == "rgb":
+        feat = crop
+    else:
+        raise ValueError(f"unknown detector input kind {kind!r} (use 'canny' or 'rgb')")
+    out = np.zeros((3, size, size), dtype=np.float32)
+    out[:, :h, :w] = feat.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
+    return out
+
+
+# ------------------------------------------------------------------------------------ inference
+
+
+@dataclass
+class Detection:
+    """What the detector says about one image.
+
+    Attributes:
+        pixelated: ``probability >= threshold``.
+        probability: probability that the image (or part of it) is pixelated, in [0, 1].
+        block_size: estimated block side in pixels (fractional) when pixelated and a grid was found.
+        phase: ``(x, y)`` of the first block boundary when ``block_size`` is known.
+        region_map: ``(rows, cols)`` float32, the probability of each tile of the image.
+        tiles: ``(y0, y1, x0, x1)`` of the crop read for each cell, row-major like ``region_map``.
+        method: ``"canny"`` or ``"rgb"``.
+        grid_confidence: confidence of the block-grid estimate (0 when not estimated).
+    """
+
+    pixelated: bool
+    probability: float
+    block_size: float | None
+    phase: tuple[float, float] | None
+    region_map: np.ndarray
+    tiles: list[tuple[int, int, int, int]] = field(default_factory=list)
+    method: str = "canny"
+    grid_confidence: float = 0.0
+
+    def to_record(self) -> dict:
+        """The JSON-able summary the CLI and apps print."""
+        return {
+            "pixelated": bool(self.pixelated),
+            "probability": round(float(self.probability), 6),
+            "block_size": None if self.block_size is None else round(float(self.block_size), 3),
+            "phase": None if self.phase is None else [round(float(v), 3) for v in self.phase],
+            "method": self.method,
+        }
+
+
+def tile_grid(height: int, width: int, max_tiles: int, size: int = CROP_SIZE) -> tuple[int, int, list]:
+    """Place up to ``max_tiles`` ``size x size`` crops evenly over an image, one per map cell.
+
+    The image is divided into ``rows x cols`` cells (about square, at least one crop wide) and each
+    cell is read through the crop centred in it. Images smaller than a crop give one (padded) tile.
+    Returns ``(rows, cols, [(y0, y1, x0, x1), ...])`` in row-major order.
+    """
+    if height <= size and width <= size:
+        return 1, 1, [(0, height, 0, width)]
+    rows = max(1, min(math.ceil(height / size), round(math.sqrt(max_tiles * height / width))))
+    cols = max(1, min(math.ceil(width / size), max_tiles // rows))
+    boxes = []
+    for r in range(rows):
+        cy = (r + 0.5) * height / rows
+        y0 = int(min(max(0, round(cy - size / 2)), max(0, height - size)))
+        for c in range(cols):
+            cx = (c + 0.5) * width / cols
+            x0 = int(min(max(0, round(cx - size / 2)), max(0, width - size)))
+            boxes.append((y0, min(height, y0 + size), x0, min(width, x0 + size)))
+    return rows, cols, boxes
+
+
+class Detector:
+    """A loaded detector: ``Detector("canny").detect(image)``.
+
+    Args:
+        method: ``"canny"`` (method 2, default) or ``"rgb"`` (method 1, the baseline).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; fp16 autocast on CUDA unless ``fp32``.
+        threshold: probability at or above which an image is called pixelated.
+        max_tiles: crops read per image (the region map's cells); more is finer and slower.
+        weights: a weight file instead of the registry's.
+    """
+
+    def __init__(self, method: str = "canny", *, device: str = "auto", fp32: bool = False,
+                 threshold: float = 0.5, max_tiles: int = 24, batch_size: int = 64,
+                 weights: str | None = None) -> None:
+        from .models import create_model
+        from .runtime import prepare_model, select_device, use_fp16
+
+        if method not in METHODS:
+            raise ValueError(f"unknown detection method {method!r} (use {' or '.join(METHODS)})")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.method = method
+        self.threshold = float(threshold)
+        self.max_tiles = max(1, int(max_tiles))
+        self.batch_size = max(1, int(batch_size))
+        self.device = select_device(device)
+        self.fp16 = use_fp16(self.device, fp32)
+        self.model = prepare_model(create_model(METHODS[method], weights=weights), self.device)
+
+    def tile_probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Pixelated-probability of each ``HxWx3`` ``uint8`` crop (batched)."""
+        import torch
+
+        from .runtime import inference_mode
+
+        probs = []
+        for i in range(0, len(crops), self.batch_size):
+            feats = np.stack([crop_features(c, self.method) for c in crops[i:i + self.batch_size]])
+            x = torch.from_numpy(feats).to(self.device)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with inference_mode(self.device, self.fp16):
+                logits = self.model(x).float()
+            probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
+        return np.concatenate(probs) if probs else np.zeros(0, np.float32)
+
+    def detect(self, image, *, estimate_block: bool = True) -> Detection:
+        """Detect pixelation in ``image`` (anything :func:`~deepclarity.io.read_image` reads)."""
+        from .grid import estimate_grid
+        from .io import LoadedImage, read_image
+
+        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        rgb = to_uint8(loaded.pixels)
+        h, w = rgb.shape[:2]
+        rows, cols, boxes = tile_grid(h, w, self.max_tiles)
+        crops = [rgb[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes]
+        probs = self.tile_probabilities(crops)
+        region = probs.reshape(rows, cols).astype(np.float32)
+        probability = aggregate(probs)
+        pixelated = probability >= self.threshold
+        block, phase, conf = None, None, 0.0
+        if pixelated and estimate_block:
+            mask = np.zeros((h, w), dtype=bool)
+            for (y0, y1, x0, x1), p in zip(boxes, probs):
+                if p >= self.threshold:
+                    mask[y0:y1, x0:x1] = True
+            grid = estimate_grid(rgb, mask if mask.any() else None)
+            conf = grid.confidence
+            if grid.found:
+                block, phase = grid.block_size, grid.phase_xy
+        return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf)
+
+
+def aggregate(tile_probs: np.ndarray) -> float:
+    """Image probability from tile probabilities: the most confident tile (a mosaic may cover one)."""
+    return float(tile_probs.max()) if tile_probs.size else 0.0
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """``uint16`` -> ``uint8`` by rounding (``x / 257``); ``uint8`` unchanged."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+_DETECTORS: dict[tuple, Detector] = {}
+_DETECTORS_LOCK = threading.Lock()
+
+
+def load_detector(method: str = "canny", *, device: str = "auto", fp32: bool = False, **kwargs) -> Detector:
+    """A shared :class:`Detector` per (method, device, precision, options): models load once."""
+    key = (method, device, fp32, tuple(sorted(kwargs.items())))
+    with _DETECTORS_LOCK:
+        if key not in _DETECTORS:
+            _DETECTORS[key] = Detector(method, device=device, fp32=fp32, **kwargs)
+        return _DETECTORS[key]
