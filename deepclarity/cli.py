@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -149,7 +150,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                               repeats=args.repeats, data=args.data)
     else:  # pragma: no cover - argparse restricts the choices
         raise DeepClarityError(f"unknown benchmark {args.bench_command}")
-    _write_output(json.dumps(result, indent=2) if args.format == "json" else format_bench(result), args.output)
+    command = "deepclarity " + shlex.join(args.argv)
+    if args.format == "json":
+        text = json.dumps({"command": command, **result}, indent=2)
+    else:
+        text = f"`{command}`\n\n```\n{format_bench(result)}\n```" if args.output else format_bench(result)
+    _write_output(text, args.output)
     return EXIT_OK
 
 
@@ -267,7 +273,9 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_FATAL

@@ -156,8 +156,15 @@ class Detector:
             probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
         return np.concatenate(probs) if probs else np.zeros(0, np.float32)
 
-    def detect(self, image, *, estimate_block: bool = True) -> Detection:
-        """Detect pixelation in ``image`` (anything :func:`~deepclarity.io.read_image` reads)."""
+    def detect(self, image, *, threshold: float | None = None, estimate_block: bool = True) -> Detection:
+        """Detect pixelation in ``image`` (anything :func:`~deepclarity.io.read_image` reads).
+
+        ``threshold`` overrides the detector's own for this call (the model is shared, so a UI
+        slider never reloads it).
+        """
+        threshold = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         from .grid import estimate_grid
         from .io import LoadedImage, read_image
 
@@ -169,14 +176,15 @@ class Detector:
         probs = self.tile_probabilities(crops)
         region = probs.reshape(rows, cols).astype(np.float32)
         probability = aggregate(probs)
-        pixelated = probability >= self.threshold
+        pixelated = probability >= threshold
         block, phase, conf = None, None, 0.0
         if pixelated and estimate_block:
             mask = np.zeros((h, w), dtype=bool)
             for (y0, y1, x0, x1), p in zip(boxes, probs):
-                if p >= self.threshold:
+                if p >= threshold:
                     mask[y0:y1, x0:x1] = True
-            grid = estimate_grid(rgb, mask if mask.any() else None)
+            # The detector already says "pixelated": accept a weaker grid than estimate_grid's default.
+            grid = estimate_grid(rgb, mask if mask.any() else None, min_confidence=0.2)
             conf = grid.confidence
             if grid.found:
                 block, phase = grid.block_size, grid.phase_xy

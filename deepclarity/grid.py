@@ -3,11 +3,9 @@
 A nearest-neighbour-pixelated image is constant inside each block, so the absolute difference
 between neighbouring columns (rows) is near zero inside blocks and spikes on block boundaries.
 Averaged over rows, that gives a 1-D "boundary energy" profile per axis. For every candidate block
-size ``p`` (fractional allowed) and phase ``phi`` we measure the share of the profile's energy that
-falls on a comb with one tooth per block, ``{x : (x - phi) mod p < 1}``. The true block size puts
-(almost) all energy on its comb; half of it (``p/2``) does too but needs twice the teeth, and double
-it (``2p``) catches only half the energy — so we take the *largest* size whose comb holds nearly the
-best share. The share also serves as confidence: natural images spread their edges everywhere.
+size ``p`` (fractional allowed) and phase ``phi`` we correlate the profile with a comb of one
+1-px tooth per block, ``{x : (x - phi) mod p < 1}``; the best-correlated comb gives the block size
+and phase, and its correlation is the confidence (natural images spread their edges everywhere).
 """
 
 from __future__ import annotations
@@ -76,56 +74,115 @@ def boundary_profile(img: np.ndarray, axis: int, mask: np.ndarray | None = None)
     return np.maximum(profile - floor, 0.0)
 
 
-def _comb_share(profile: np.ndarray, period: float, phase_step: float = 0.05) -> tuple[float, float]:
-    """Best (share of energy on a 1-px-wide comb of ``period``, its phase) over all phases."""
-    x = np.arange(profile.size, dtype=np.float64)
+def _comb_correlation(profile: np.ndarray, period: float, phase_step: float) -> tuple[float, float]:
+    """Best Pearson correlation, over phases, between ``profile`` and a comb of 1-px teeth
+    ``{x : (x - phase) mod period < 1}``; returns ``(correlation, phase)``.
+
+    Correlation (rather than the share of energy on the comb) is what tells the block size from
+    its multiples and halves: a comb of ``2p`` catches only half the boundaries, one of ``p/2``
+    adds as many teeth where there are none, and both correlate less than the true comb.
+    """
+    n = profile.size
+    x = np.arange(n, dtype=np.float64)
     nbins = max(1, int(round(period / phase_step)))
     bins = np.floor((x % period) / period * nbins).astype(np.int64) % nbins
-    hist = np.bincount(bins, weights=profile, minlength=nbins)
+    sums = np.bincount(bins, weights=profile, minlength=nbins)
+    counts = np.bincount(bins, minlength=nbins).astype(np.float64)
     width = max(1, int(round(nbins / period)))  # one pixel of phase
-    circ = np.concatenate([hist, hist[: width - 1]])
-    window = np.convolve(circ, np.ones(width), mode="valid")[:nbins]
-    best = int(np.argmax(window))
-    return float(window[best]), best * period / nbins
+    kernel = np.ones(width)
+    on_sum = np.convolve(np.concatenate([sums, sums[: width - 1]]), kernel, mode="valid")[:nbins]
+    on_count = np.convolve(np.concatenate([counts, counts[: width - 1]]), kernel, mode="valid")[:nbins]
+    density = on_count / n
+    mean, std = float(profile.mean()), float(profile.std())
+    spread = np.sqrt(np.clip(density * (1.0 - density), 1e-12, None))
+    corr = (on_sum / n - mean * density) / (max(std, 1e-12) * spread)
+    corr[(density <= 0) | (density >= 1)] = -1.0
+    best = int(np.argmax(corr))
+    return float(corr[best]), best * period / nbins
+
+
+def _spectral_candidates(profile: np.ndarray, min_block: float, max_block: float,
+                         peaks: int = 4) -> list[float]:
+    """Candidate block sizes from the strongest peaks of the profile's spectrum.
+
+    A comb of period ``p`` peaks at frequency ``1/p`` and its harmonics; periods under 2 px alias
+    to ``1 - 1/p``. So each peak ``f`` proposes ``k/f`` and ``k/(1-f)`` for ``k = 1, 2, 3``.
+    """
+    n = profile.size
+    size = 1 << int(np.ceil(np.log2(16 * n)))
+    spectrum = np.abs(np.fft.rfft(profile - profile.mean(), size))
+    freqs = np.fft.rfftfreq(size)
+    inner = np.arange(1, spectrum.size - 1)
+    is_peak = (spectrum[inner] > spectrum[inner - 1]) & (spectrum[inner] >= spectrum[inner + 1])
+    inner = inner[is_peak & (freqs[inner] >= 1.0 / max_block * 0.9)]
+    top = inner[np.argsort(spectrum[inner])[::-1][:peaks]]
+    candidates = set()
+    for f in freqs[top]:
+        for k in (1, 2, 3):
+            for period in (k / f, k / (1.0 - f)):
+                if min_block <= period <= max_block:
+                    candidates.add(round(float(period), 4))
+    return sorted(candidates)
 
 
 def estimate_period(profile: np.ndarray, min_block: float = MIN_BLOCK,
                     max_block: float = MAX_BLOCK) -> tuple[float | None, float, float]:
-    """Block size along one axis from its boundary profile: ``(period or None, phase, confidence)``."""
-    total = float(profile.sum())
+    """Block size along one axis from its boundary profile: ``(period or None, phase, confidence)``.
+
+    Candidates come from the spectrum; each is refined on a grid fine enough that the comb drifts
+    by under a quarter pixel over the whole axis, and the best-correlated comb wins. ``confidence``
+    is that correlation (1 = every boundary and nothing else; natural images stay low).
+    """
     n = profile.size
     max_block = min(max_block, n / 3.0)  # need at least three blocks to call it a grid
-    if total <= 1e-6 or max_block < min_block:
+    if float(profile.std()) <= 1e-9 or max_block < min_block:
         return None, 0.0, 0.0
-    coarse = np.arange(min_block, max_block + 1e-9, 0.02)
-    shares = np.array([_comb_share(profile, p, phase_step=0.1)[0] for p in coarse]) / total
-    # Chance level: a comb of period p covers 1/p of the positions.
-    excess = shares - 1.0 / coarse
-    best = float(excess.max())
-    if best <= 0:
+    best = (-1.0, 0.0, 0.0)  # (correlation, phase, period)
+    for centre in _spectral_candidates(profile, min_block, max_block):
+        half_width = centre * max(0.004, centre / (4.0 * n))
+        step = max(0.25 * centre / n, 1e-4)
+        for period in np.arange(max(min_block, centre - half_width), centre + half_width + step, step):
+            corr, phase = _comb_correlation(profile, float(period), min(0.05, period / 20))
+            if corr > best[0]:
+                best = (corr, phase, float(period))
+    corr, phase, period = best
+    if corr <= 0:
         return None, 0.0, 0.0
-    # The largest period that keeps nearly the best share (p/2, p/3 ... tie with p; 2p loses half).
-    good = np.flatnonzero(shares >= 0.9 * shares[np.argmax(excess)])
-    p0 = float(coarse[good.max()])
-    fine = np.arange(max(min_block, p0 - 0.03), p0 + 0.0301, 0.002)
-    scored = [(_comb_share(profile, p, 0.02), p) for p in fine]
-    (share, phase), period = max(scored, key=lambda t: (t[0][0], t[1]))
-    confidence = max(0.0, share / total - 1.0 / period) / max(1e-9, 1.0 - 1.0 / period)
-    return period, phase, float(confidence)
+    return period, phase, float(corr)
+
+
+def _refine_near(profile: np.ndarray, centre: float, rel: float = 0.01) -> tuple[float, float, float]:
+    """Best ``(correlation, phase, period)`` within ``rel`` of ``centre``."""
+    n = profile.size
+    step = max(0.25 * centre / n, 1e-4)
+    best = (-1.0, 0.0, centre)
+    for period in np.arange(max(MIN_BLOCK, centre * (1 - rel)), centre * (1 + rel) + step, step):
+        corr, phase = _comb_correlation(profile, float(period), min(0.05, period / 20))
+        if corr > best[0]:
+            best = (corr, phase, float(period))
+    return best
 
 
 def estimate_grid(img: np.ndarray, mask: np.ndarray | None = None, *,
-                  min_confidence: float = 0.25) -> GridEstimate:
+                  min_confidence: float = 0.35) -> GridEstimate:
     """Estimate block size and phase of ``img`` (``HxW[xC]``), optionally only where ``mask`` is set.
 
+    Blocks are usually square: when the two axes disagree by more than 10%, the period that
+    explains both axes best is used for both, unless separate periods fit clearly better.
     Returns a :class:`GridEstimate`; ``block_size`` is ``None`` when either axis shows no grid with
     at least ``min_confidence``.
     """
-    results = []
-    for axis in (1, 0):  # x, then y
-        period, phase, conf = estimate_period(boundary_profile(img, axis, mask))
-        results.append((period, phase, conf))
-    (px, phx, cx), (py, phy, cy) = results
+    profiles = [boundary_profile(img, axis, mask) for axis in (1, 0)]  # x, then y
+    (px, phx, cx), (py, phy, cy) = (estimate_period(p) for p in profiles)
+    if px is not None and py is not None and abs(px - py) > 0.1 * max(px, py):
+        separate = cx + cy
+        shared = []
+        for q in (px, py):
+            (c1, f1, q1), (c2, f2, q2) = (_refine_near(p, q) for p in profiles)
+            shared.append((c1 + c2, (q1, f1, c1), (q2, f2, c2)))
+        score, xs, ys = max(shared, key=lambda t: t[0])
+        if score >= 0.9 * separate:
+            (px, phx, cx), (py, phy, cy) = xs, ys
     confidence = float(min(cx, cy))
     if px is None or py is None or confidence < min_confidence:
         return GridEstimate(None, None, None, confidence)

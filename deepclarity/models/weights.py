@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ..errors import ModelError
@@ -67,15 +66,9 @@ def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"arch": type(model).__name__})
-        digest = sha256_of(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    payload = save(state, metadata={"arch": type(model).__name__})
+    atomic_write(path, payload)
+    digest = hashlib.sha256(payload).hexdigest()
     full = dict(card)
     full.update(
         file=path.name,

@@ -1,0 +1,510 @@
+"""Gradio front ends. ``detect_app.py`` (and later ``correct_app.py``) only parse, build and launch.
+
+Two layers:
+
+* **Shared plumbing**, usable by every app: :func:`add_server_arguments` / :func:`parse_app_args`
+  (``--host``, ``--port``, ``--share``, ``--max-file-size``, ``--concurrency``, ...),
+  :func:`apply_runtime_args` (``--threads``, before models load),
+  :func:`launch_kwargs` / :func:`queue_kwargs` (what goes to ``Blocks.launch`` and
+  ``Blocks.queue``), :func:`launch_app`, :func:`user_error` (a library error as a ``gr.Error``)
+  and :func:`example_files`.
+* **The detection app**: :func:`detect_images` does the work (a plain function, testable without a
+  server), :func:`overlay_region_map` draws the region map, :func:`build_detect_app` lays out the
+  ``gr.Blocks``.
+
+Conventions (``DESIGN.md`` section 4): bind 127.0.0.1 unless told otherwise, every event goes
+through the queue with a concurrency limit, uploads have a size limit, the API is public so
+``gradio_client`` works, examples ship with the repository, and a library error reaches the user
+as one line, never a traceback. Models load once (:func:`deepclarity.detect.load_detector`
+caches them); an app whose weights are missing still starts and says so.
+
+Gradio is imported inside the functions that need it, so ``detect_app.py --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import DeepClarityError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import gradio as gr
+
+__all__ = [
+    "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_MAX_FILE_SIZE", "EXAMPLES_DIR", "METHOD_LABELS",
+    "add_server_arguments", "parse_app_args", "apply_runtime_args", "launch_kwargs", "queue_kwargs", "launch_app",
+    "user_error", "example_files", "overlay_region_map", "DetectRow", "detect_images",
+    "summary_markdown", "build_detect_app",
+]
+
+log = logging.getLogger(__name__)
+
+#: Where the apps listen unless ``--host`` / ``$GRADIO_SERVER_NAME`` say otherwise: this machine only.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+#: Largest upload Gradio accepts (its own syntax: "<n><b|kb|mb|gb>").
+DEFAULT_MAX_FILE_SIZE = "50mb"
+#: Requests run at once per event (the model is shared; more would only contend for the cores).
+DEFAULT_CONCURRENCY = 1
+#: Requests allowed to wait in the queue before new ones are turned away.
+DEFAULT_QUEUE_SIZE = 32
+#: Images processed per request; the rest of an oversized batch gets an error row.
+MAX_FILES = 32
+#: Overlays larger than this (longest side, pixels) are downscaled for display.
+DISPLAY_MAX_SIDE = 2048
+#: Opacity of the region-map tint.
+OVERLAY_ALPHA = 0.35
+#: The example images shipped with the repository (made by ``examples/make_examples.py``).
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
+#: Detection method -> what the UI calls it (method numbers as in the prototype).
+METHOD_LABELS = {
+    "canny": "Method 2: Canny edge maps (default)",
+    "rgb": "Method 1: RGB pixels (baseline)",
+}
+
+_RED = np.array([255.0, 0.0, 0.0], np.float32)
+_GREEN = np.array([0.0, 255.0, 0.0], np.float32)
+
+
+# ------------------------------------------------------------------------------ shared plumbing
+
+
+def _env_port(default: int) -> int:
+    raw = os.environ.get("GRADIO_SERVER_PORT")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"GRADIO_SERVER_PORT must be an integer, got {raw!r}") from None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the flags every app shares: where to listen, limits, device. Returns ``parser``.
+
+    ``--host`` and ``--port`` default to ``$GRADIO_SERVER_NAME`` / ``$GRADIO_SERVER_PORT`` (the
+    Makefile sets them), else 127.0.0.1:7860.
+    """
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST,
+                        help="address to bind (default: $GRADIO_SERVER_NAME or %(default)s; "
+                             "0.0.0.0 exposes the app to the network)")
+    server.add_argument("--port", type=int, default=_env_port(DEFAULT_PORT),
+                        help="port (default: $GRADIO_SERVER_PORT or %(default)s)")
+    server.add_argument("--share", action="store_true",
+                        help="also open a public gradio.live link (off by default)")
+    server.add_argument("--max-file-size", default=DEFAULT_MAX_FILE_SIZE, metavar="SIZE",
+                        help="largest accepted upload, e.g. 20mb (default %(default)s)")
+    server.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                        help="requests processed at once (default %(default)s)")
+    server.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+                        help="requests that may wait in the queue (default %(default)s)")
+    compute = parser.add_argument_group("compute")
+    compute.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    compute.add_argument("--threads", type=int, default=None, metavar="N",
+                         help="CPU threads for PyTorch (default: $DEEPCLARITY_THREADS or all cores)")
+    return parser
+
+
+def parse_app_args(argv: Sequence[str] | None = None, *, prog: str | None = None,
+                   description: str | None = None) -> argparse.Namespace:
+    """Parse an app's command line (only the shared flags; build your own parser with
+    :func:`add_server_arguments` to add more). Bad values exit with a usage error."""
+    parser = add_server_arguments(argparse.ArgumentParser(prog=prog, description=description))
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be in 1..65535, got {args.port}")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.queue_size < 1:
+        parser.error("--queue-size must be at least 1")
+    return args
+
+
+def launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``gr.Blocks.launch`` from parsed app arguments."""
+    return {
+        "server_name": args.host,
+        "server_port": args.port,
+        "share": bool(args.share),
+        "max_file_size": args.max_file_size,
+        "show_error": False,         # gr.Error messages still show; other exceptions stay in the log
+        "enable_monitoring": False,  # no /monitoring dashboard
+    }
+
+
+def queue_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``gr.Blocks.queue``: a concurrency limit and a bounded queue.
+
+    ``api_open=False`` makes direct REST calls join the queue too, so the limit holds for every
+    client (``gradio_client`` goes through the queue anyway).
+    """
+    return {
+        "default_concurrency_limit": int(args.concurrency),
+        "max_size": int(args.queue_size),
+        "api_open": False,
+    }
+
+
+def apply_runtime_args(args: argparse.Namespace) -> None:
+    """Apply the compute flags that must take effect before models load (``--threads``)."""
+    if getattr(args, "threads", None) is not None or os.environ.get("DEEPCLARITY_THREADS"):
+        from .runtime import configure_threads
+
+        configure_threads(getattr(args, "threads", None))
+
+
+def launch_app(app: "gr.Blocks", args: argparse.Namespace, **overrides: Any):
+    """Queue ``app`` and launch it as the parsed arguments say; ``overrides`` win (e.g.
+    ``prevent_thread_lock=True``). Returns what ``launch`` returns: ``(app, local_url, share_url)``."""
+    app.queue(**queue_kwargs(args))
+    return app.launch(**{**launch_kwargs(args), **overrides})
+
+
+def user_error(message: str) -> "gr.Error":
+    """A ``gr.Error`` showing ``message`` as one line (HTML-escaped: the modal renders HTML, and
+    messages carry user-chosen file names), without a traceback in the server log."""
+    import gradio as gr
+
+    line = " ".join(str(message).split())
+    return gr.Error(html.escape(line, quote=False), print_exception=False)
+
+
+def example_files(folder: str | os.PathLike, pattern: str = "*.png") -> list[Path]:
+    """The example images in ``folder`` (sorted); empty when the folder is absent (an installed
+    package has no ``examples/``)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.glob(pattern) if p.is_file()) if folder.is_dir() else []
+
+
+def _upload_paths(files: Any) -> list[Path]:
+    """Paths out of whatever a ``gr.File`` hands over (one or many; str, Path, objects with
+    ``.name``, ``{"path": ...}`` dicts), ``None`` entries dropped."""
+    if files is None:
+        return []
+    if not isinstance(files, (list, tuple)):
+        files = [files]
+    out = []
+    for f in files:
+        if f is None:
+            continue
+        if isinstance(f, dict):
+            f = f.get("path") or f.get("name")
+        elif not isinstance(f, (str, os.PathLike)) and hasattr(f, "name"):
+            f = f.name
+        if f:
+            out.append(Path(f))
+    return out
+
+
+def _md(text: str) -> str:
+    """Escape text for a Markdown table cell (file names are user input)."""
+    text = html.escape(str(text), quote=False)
+    for ch in "\\`*_[]|#":
+        text = text.replace(ch, "\\" + ch)
+    return " ".join(text.split())
+
+
+# -------------------------------------------------------------------------------------- overlay
+
+
+def overlay_region_map(image: np.ndarray, region_map: np.ndarray, *, alpha: float = OVERLAY_ALPHA,
+                       borders: bool = True, max_side: int | None = None) -> np.ndarray:
+    """Tint each cell of ``image`` by its pixelated-probability: red = pixelated, green = clean.
+
+    The image is divided into ``rows x cols`` cells exactly as
+    :func:`deepclarity.detect.tile_grid` divides it (cell ``r`` spans rows
+    ``[r*H/rows, (r+1)*H/rows)``), and each cell is blended with ``p*red + (1-p)*green`` at
+    opacity ``alpha``. Thin light lines mark the cell borders.
+
+    Args:
+        image: ``HxWx3`` (or ``HxW``) ``uint8`` or ``uint16``.
+        region_map: ``(rows, cols)`` probabilities in [0, 1] (``Detection.region_map``).
+        alpha: tint opacity in [0, 1].
+        borders: draw the cell borders.
+        max_side: downscale first so the longest side is at most this (display only).
+
+    Returns:
+        ``HxWx3`` ``uint8`` (smaller when ``max_side`` applied).
+    """
+    from .detect import to_uint8
+
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] < 3 or img.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"overlay needs an HxWx3 uint8/uint16 image, got {img.shape} {img.dtype}")
+    img = to_uint8(np.ascontiguousarray(img[..., :3]))
+    probs = np.asarray(region_map, np.float32)
+    if probs.ndim != 2 or probs.size == 0:
+        raise ValueError(f"region_map must be a non-empty (rows, cols) array, got shape {probs.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    h, w = img.shape[:2]
+    if max_side and max(h, w) > max_side:
+        from PIL import Image
+
+        f = max_side / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BOX))
+        h, w = img.shape[:2]
+    rows, cols = probs.shape
+    row_of = (np.arange(h) * rows) // h
+    col_of = (np.arange(w) * cols) // w
+    p = np.clip(np.nan_to_num(probs), 0.0, 1.0)[row_of[:, None], col_of[None, :]][..., None]
+    tint = p * _RED + (1.0 - p) * _GREEN
+    out = img.astype(np.float32) * (1.0 - alpha) + tint * alpha
+    if borders and (rows > 1 or cols > 1):
+        width = max(1, round(min(h, w) / 256))
+        line = np.zeros((h, w), bool)
+        for starts, axis in ((np.flatnonzero(np.diff(row_of)) + 1, 0), (np.flatnonzero(np.diff(col_of)) + 1, 1)):
+            for s in starts:
+                lo, hi = max(0, s - width // 2), min(h if axis == 0 else w, s - width // 2 + width)
+                if axis == 0:
+                    line[lo:hi, :] = True
+                else:
+                    line[:, lo:hi] = True
+        out[line] = out[line] * 0.4 + 255.0 * 0.6
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------ detection
+
+
+@dataclass
+class DetectRow:
+    """One line of the detection summary: a result or the reason there is none."""
+
+    name: str
+    pixelated: bool | None = None
+    probability: float | None = None
+    block_size: float | None = None
+    phase: list[float] | None = None
+    region_map: list[list[float]] = field(default_factory=list)
+    size: tuple[int, int] | None = None  # (width, height)
+    method: str | None = None
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return "error"
+        return "PIXELATED" if self.pixelated else "clean"
+
+    def to_record(self) -> dict:
+        """JSON-able: what the API returns for this image."""
+        return {
+            "file": self.name, "verdict": self.verdict, "pixelated": self.pixelated,
+            "probability": None if self.probability is None else round(self.probability, 6),
+            "block_size": None if self.block_size is None else round(self.block_size, 3),
+            "phase": self.phase, "region_map": self.region_map, "method": self.method,
+            "width": None if self.size is None else self.size[0],
+            "height": None if self.size is None else self.size[1],
+            "error": self.error,
+        }
+
+
+def _clean_message(message: str, path: Path, name: str) -> str:
+    """A library message with the server-side upload path replaced by the file's own name, and
+    without a leading ``name:`` (the summary names the file already)."""
+    text = " ".join(message.replace(str(path), name).split())
+    return text[len(name) + 1:].lstrip() if text.startswith(name + ":") else text
+
+
+def _caption(row: DetectRow) -> str:
+    text = f"{row.name}: {row.verdict}, p = {row.probability:.3f}"
+    if row.block_size is not None:
+        text += f", blocks ≈ {row.block_size:.1f} px"
+    return text
+
+
+def summary_markdown(rows: Sequence[DetectRow], method: str, threshold: float) -> str:
+    """The verdicts as a Markdown table, then one line per file that could not be processed."""
+    n_pix = sum(1 for r in rows if r.verdict == "PIXELATED")
+    n_clean = sum(1 for r in rows if r.verdict == "clean")
+    n_err = sum(1 for r in rows if r.error)
+    head = (f"**{len(rows)} image{'s' if len(rows) != 1 else ''}**: {n_pix} pixelated, {n_clean} clean"
+            + (f", {n_err} failed" if n_err else "")
+            + f" ({_md(METHOD_LABELS.get(method, method))}, threshold {threshold:.2f})")
+    lines = [head, "", "| Image | Verdict | Probability | Block size | Pixelated tiles |",
+             "|---|---|---:|---:|---:|"]
+    for r in rows:
+        if r.error:
+            lines.append(f"| {_md(r.name)} | ⚠️ error | | | |")
+            continue
+        flat = [p for row in r.region_map for p in row]
+        tiles = f"{sum(p >= threshold for p in flat)} / {len(flat)}"
+        block = "" if r.block_size is None else f"{r.block_size:.2f} px"
+        verdict = "🟥 **PIXELATED**" if r.pixelated else "🟩 clean"
+        lines.append(f"| {_md(r.name)} | {verdict} | {r.probability:.3f} | {block} | {tiles} |")
+    errors = [r for r in rows if r.error]
+    if errors:
+        lines += ["", "**Could not process:**", ""]
+        lines += [f"- **{_md(r.name)}**: {_md(r.error)}" for r in errors]
+    return "\n".join(lines)
+
+
+def detect_images(files: Any, method: str = "canny", threshold: float = 0.5, *, device: str = "auto",
+                  max_files: int = MAX_FILES, display_max_side: int | None = DISPLAY_MAX_SIDE,
+                  ) -> tuple[list[tuple[np.ndarray, str]], str, list[dict]]:
+    """Run the detector on uploaded files: the detection app's one event.
+
+    Each file is read with :func:`deepclarity.io.read_image` (EXIF orientation, 16-bit, alpha,
+    grayscale handled there). A file that fails gets an error row and the others are still
+    processed; when none can be processed a ``gr.Error`` carries the reasons on one line.
+
+    Args:
+        files: paths from a ``gr.File(file_count="multiple")`` (one path is accepted too).
+        method: ``"canny"`` (method 2, default) or ``"rgb"`` (method 1).
+        threshold: probability at or above which an image is called pixelated, in [0, 1].
+        device: passed to :func:`deepclarity.detect.load_detector` (the model is loaded once).
+        max_files: images processed per call; extra files get an error row.
+        display_max_side: overlays are downscaled to this longest side (``None``: never).
+
+    Returns:
+        ``(gallery, summary, records)``: ``[(overlay HxWx3 uint8, caption), ...]`` for the images
+        that worked, a Markdown summary, and one JSON-able record per file.
+
+    Raises:
+        gr.Error: no files, unknown method, bad threshold, the detector cannot be loaded, or
+            every file failed.
+    """
+    from .detect import METHODS, load_detector, to_uint8
+    from .io import read_image
+
+    paths = _upload_paths(files)
+    if not paths:
+        raise user_error("Upload one or more images first.")
+    if method not in METHODS:
+        raise user_error(f"Unknown method {method!r}: use {' or '.join(repr(m) for m in METHODS)}.")
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise user_error(f"The threshold must be a number in [0, 1], got {threshold!r}.") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise user_error(f"The threshold must be in [0, 1], got {threshold}.")
+    try:
+        detector = load_detector(method, device=device)
+    except DeepClarityError as exc:
+        raise user_error(f"{METHOD_LABELS[method]} is unavailable: {exc}") from None
+
+    gallery: list[tuple[np.ndarray, str]] = []
+    rows: list[DetectRow] = []
+    for i, path in enumerate(paths):
+        name = path.name or str(path)
+        if i >= max_files:
+            rows.append(DetectRow(name, error=f"not processed: at most {max_files} images per request"))
+            continue
+        try:
+            loaded = read_image(path)
+            det = detector.detect(loaded, threshold=threshold)
+        except DeepClarityError as exc:
+            rows.append(DetectRow(name, error=_clean_message(str(exc), path, name)))
+            continue
+        except Exception as exc:  # a library bug: keep the batch going, keep the traceback in the log
+            log.exception("detection failed on %s", path)
+            rows.append(DetectRow(name, error=f"unexpected error ({type(exc).__name__}); see the server log"))
+            continue
+        row = DetectRow(
+            name, pixelated=det.pixelated, probability=float(det.probability),
+            block_size=None if det.block_size is None else float(det.block_size),
+            phase=None if det.phase is None else [round(float(v), 3) for v in det.phase],
+            region_map=np.round(det.region_map.astype(float), 4).tolist(),
+            size=(loaded.width, loaded.height), method=method,
+        )
+        rows.append(row)
+        overlay = overlay_region_map(to_uint8(loaded.pixels), det.region_map, max_side=display_max_side)
+        gallery.append((overlay, _caption(row)))
+    if not gallery:
+        reasons = "; ".join(f"{r.name}: {r.error}" for r in rows)
+        raise user_error(f"No image could be processed. {reasons}")
+    return gallery, summary_markdown(rows, method, threshold), [r.to_record() for r in rows]
+
+
+def _model_status(device: str, preload: bool) -> list[str]:
+    """One message per detection method that cannot be used (load the usable ones if ``preload``)."""
+    from .detect import METHODS, load_detector
+    from .models import get_spec
+
+    problems = []
+    for method, model_name in METHODS.items():
+        spec = get_spec(model_name)
+        if not spec.has_weights:
+            problems.append(f"**{METHOD_LABELS[method]}** is unavailable: no trained weights at "
+                            f"`{spec.weights_path}` (train them with the scripts in `training/`).")
+            continue
+        if preload:
+            try:
+                load_detector(method, device=device)
+            except DeepClarityError as exc:
+                problems.append(f"**{METHOD_LABELS[method]}** is unavailable: {_md(exc)}")
+    return problems
+
+
+def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bool = True,
+                     max_files: int = MAX_FILES) -> "gr.Blocks":
+    """The detection app: upload images, choose the method, see verdicts and region maps.
+
+    The one event is exposed to the API as ``/detect`` with inputs ``(files, method, threshold)``
+    and outputs ``(gallery, summary_markdown, records_json)``.
+
+    Args:
+        device: compute device for the detectors (``auto``, ``cpu``, ``cuda``).
+        preload: load the detectors now (models load once; a broken weight file is reported on
+            the page instead of on the first request). Missing weights never stop the app.
+        examples: show the example images from ``examples/detect`` (when present).
+        max_files: images processed per request.
+    """
+    import gradio as gr
+
+    problems = _model_status(device, preload)
+
+    def detect(files, method, threshold):
+        """Detect pixelation in one or more images: region maps, a summary and JSON records."""
+        return detect_images(files, method, threshold, device=device, max_files=max_files)
+
+    with gr.Blocks(title="DeepClarity: pixelation detector", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            "# DeepClarity: is this image pixelated?\n"
+            "Upload one or several images and press **Detect**. Each image comes back with its "
+            "region map: every tile is tinted by its probability of being pixelated "
+            "(red = pixelated, green = clean), with the verdict, probability and block size."
+        )
+        gr.Markdown("\n\n".join(f"⚠️ {p}" for p in problems), visible=bool(problems),
+                    elem_id="model-status")
+        with gr.Row():
+            with gr.Column(scale=1):
+                files = gr.File(label="Images", file_count="multiple", type="filepath")
+                method = gr.Radio([(label, key) for key, label in METHOD_LABELS.items()], value="canny",
+                                  label="Method")
+                threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
+                                      info="probability at or above which an image is called pixelated")
+                button = gr.Button("Detect", variant="primary")
+            with gr.Column(scale=2):
+                gallery = gr.Gallery(label="Region maps", format="png", columns=2, object_fit="contain",
+                                     interactive=False)
+                summary = gr.Markdown()
+                with gr.Accordion("Results as JSON", open=False):
+                    records = gr.JSON(label="Records")
+        shipped = example_files(EXAMPLES_DIR / "detect") if examples else []
+        if shipped:
+            gr.Examples(
+                examples=[[[str(p)]] for p in shipped] + [[[str(p) for p in shipped]]],
+                inputs=[files],
+                example_labels=[p.stem.replace("_", " ") for p in shipped] + ["all of them"],
+                cache_examples=False,
+                label="Examples (generated by examples/make_examples.py)",
+            )
+        button.click(detect, inputs=[files, method, threshold], outputs=[gallery, summary, records],
+                     api_name="detect", api_description="Detect pixelation in one or more images.")
+    return app

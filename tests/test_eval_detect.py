@@ -1,0 +1,278 @@
+"""Tests of evaluation/eval_detect.py: the benchmark's slices, its metrics, the confusion-matrix
+drawing and an end-to-end run on a tiny temporary benchmark with randomly initialised detectors.
+
+Nothing here needs ../shared/datasets: photos come from scikit-image's bundled samples.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from deepclarity.degrade import block_starts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("eval_detect", ROOT / "evaluation" / "eval_detect.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_detect"] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+ed = _load_script()
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A 200x240 natural RGB photo (uint8)."""
+    return np.ascontiguousarray(skdata.astronaut()[100:300, 140:380])
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+def test_binary_metrics_exact_values():
+    # 4 positives: 3 found (tp=3, fn=1); 6 negatives: 2 false alarms (fp=2, tn=4).
+    labels = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    preds = [1, 1, 1, 0, 1, 1, 0, 0, 0, 0]
+    m = ed.binary_metrics(labels, preds)
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (3, 2, 4, 1)
+    assert (m["support"], m["positives"], m["negatives"]) == (10, 4, 6)
+    assert m["precision"] == pytest.approx(3 / 5)
+    assert m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(2 * (3 / 5) * (3 / 4) / (3 / 5 + 3 / 4))
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["fpr"] == pytest.approx(2 / 6)
+
+
+def test_binary_metrics_negative_only_leaves_precision_undefined():
+    m = ed.binary_metrics([0, 0, 0, 0], [0, 1, 0, 0])
+    assert m["precision"] is None and m["recall"] is None and m["f1"] is None
+    assert m["fpr"] == pytest.approx(0.25)
+    assert m["accuracy"] == pytest.approx(0.75) == 1 - m["fpr"]
+
+
+def test_binary_metrics_positive_only_and_nothing_predicted():
+    m = ed.binary_metrics([1, 1], [0, 0])
+    assert m["fpr"] is None  # no negatives
+    assert m["precision"] is None  # nothing called pixelated: 0/0
+    assert m["recall"] == 0.0 and m["f1"] == 0.0 and m["accuracy"] == 0.0
+
+
+def test_binary_metrics_refuses_bad_input():
+    with pytest.raises(ValueError):
+        ed.binary_metrics([0, 1], [1])
+    with pytest.raises(ValueError):
+        ed.binary_metrics([0, 2], [0, 1])
+
+
+def test_block_metrics_counts_missing_as_misses():
+    b = ed.block_metrics([2.0, 3.0, 4.0, 2.5], [2.1, 3.6, None, 2.5])
+    assert b["images"] == 4 and b["returned"] == 3
+    assert b["within"] == 2  # 5% and 0% in; 20% and the missing one out
+    assert b["share_within"] == pytest.approx(0.5)
+    assert b["median_rel_error"] == pytest.approx((0.05 + 0.2) / 2)
+    assert b["median_rel_error_returned"] == pytest.approx(0.05)
+    # Mostly missing: the median is infinite, reported as undefined rather than as a number.
+    worst = ed.block_metrics([2.0, 3.0, 4.0], [None, None, 4.0])
+    assert worst["median_rel_error"] is None and worst["share_within"] == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------------------------------- slices
+
+
+def test_every_slice_is_deterministic_and_labelled(photo):
+    for spec in ed.SLICES:
+        a = ed.build_variant(photo, spec.name, ed.slice_rng(7, spec.name, 12345))
+        b = ed.build_variant(photo, spec.name, ed.slice_rng(7, spec.name, 12345))
+        assert np.array_equal(a.image, b.image) and a.recipe == b.recipe, spec.name
+        assert a.label == spec.label, spec.name
+        assert a.image.dtype == np.uint8 and a.image.ndim == 3 and a.image.shape[2] == 3
+        assert (a.block_size is not None) == spec.block_metric, spec.name
+    # Different seeds or photo keys give different draws.
+    x = ed.build_variant(photo, "pixelated 2-3", ed.slice_rng(7, "pixelated 2-3", 1)).recipe
+    y = ed.build_variant(photo, "pixelated 2-3", ed.slice_rng(8, "pixelated 2-3", 1)).recipe
+    assert x != y
+    assert ed.image_key("Set14", "a.png") == ed.image_key("Set14", "a.png") != ed.image_key("B100", "a.png")
+
+
+@pytest.mark.parametrize("name", ["pixelated 1.5-2", "pixelated 2-3", "pixelated 3-4"])
+def test_fully_pixelated_slice_has_constant_blocks(photo, name):
+    v = ed.build_variant(photo, name, ed.slice_rng(2024, name, 99))
+    lo, hi = ed._FACTOR_BINS[name]
+    factor = v.recipe["factor"]
+    assert lo <= factor < hi and v.image.shape == photo.shape
+    h, w = photo.shape[:2]
+    ys, xs = block_starts(h, factor), block_starts(w, factor)
+    # Every block is one colour, and neighbouring blocks are where the image changes.
+    y_edges, x_edges = np.append(ys, h), np.append(xs, w)
+    for y0, y1 in zip(y_edges[:-1], y_edges[1:]):
+        for x0, x1 in zip(x_edges[:-1], x_edges[1:]):
+            block = v.image[y0:y1, x0:x1]
+            assert (block == block[0, 0]).all()
+    changes = np.flatnonzero(np.any(v.image[:, 1:] != v.image[:, :-1], axis=(0, 2))) + 1
+    assert set(changes) <= set(xs)
+    truth = (h / len(ys) + w / len(xs)) / 2
+    assert v.block_size == pytest.approx(truth)
+    assert abs(v.block_size - factor) / factor < 0.05
+
+
+def test_resized_slice_truth_follows_the_resize(photo):
+    v = ed.build_variant(photo, "pixelated+resized", ed.slice_rng(2024, "pixelated+resized", 5))
+    r = v.recipe
+    assert 2.0 <= r["factor"] < 4.0 and 0.6 <= r["scale"] <= 1.0 and r["scale"] * r["factor"] >= 1.5
+    h, w = photo.shape[:2]
+    oh, ow = v.image.shape[:2]
+    assert (oh, ow) == (round(h * r["scale"]), round(w * r["scale"]))
+    expected = (oh / len(block_starts(h, r["factor"])) + ow / len(block_starts(w, r["factor"]))) / 2
+    assert v.block_size == pytest.approx(expected)
+    assert v.block_size == pytest.approx(r["factor"] * r["scale"], rel=0.05)
+
+
+def test_pixelated_jpeg_quality_in_range(photo):
+    for key in range(5):
+        r = ed.build_variant(photo, "pixelated+jpeg", ed.slice_rng(1, "pixelated+jpeg", key)).recipe
+        assert 50 <= r["jpeg"] <= 90 and 1.5 <= r["factor"] < 4.0
+
+
+def test_mosaic_changes_only_its_rectangle(photo):
+    for key in range(4):
+        v = ed.build_variant(photo, "mosaic", ed.slice_rng(2024, "mosaic", key))
+        x0, y0, x1, y1 = v.recipe["box_xyxy"]
+        assert 6 <= v.recipe["block"] <= 24
+        share = (x1 - x0) * (y1 - y0) / (photo.shape[0] * photo.shape[1])
+        assert 0.08 <= share <= 0.52  # 10-50% of the area, give or take rounding
+        outside = np.ones(photo.shape[:2], bool)
+        outside[y0:y1, x0:x1] = False
+        assert np.array_equal(v.image[outside], photo[outside])
+        assert not np.array_equal(v.image[y0:y1, x0:x1], photo[y0:y1, x0:x1])
+
+
+def test_negative_slices_keep_the_shape(photo):
+    for name in ("clean", "jpeg q30", "bicubic-upscaled", "blurred"):
+        v = ed.build_variant(photo, name, ed.slice_rng(2024, name, 3))
+        assert v.image.shape == photo.shape and v.label == 0 and v.block_size is None
+    clean = ed.build_variant(photo, "clean", ed.slice_rng(2024, "clean", 3))
+    assert np.array_equal(clean.image, photo)
+    up = ed.build_variant(photo, "bicubic-upscaled", ed.slice_rng(2024, "bicubic-upscaled", 3))
+    assert 2.0 <= up.recipe["upscale"] < 4.0
+    assert not np.array_equal(up.image, photo)
+
+
+def test_unknown_slice_is_refused(photo):
+    with pytest.raises(ValueError, match="unknown slice"):
+        ed.build_variant(photo, "sepia", np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------ confusion matrix
+
+
+def test_confusion_png_is_a_valid_image(tmp_path):
+    m = ed.binary_metrics([1, 1, 1, 0, 0], [1, 1, 0, 0, 1])
+    img = ed.draw_confusion(m, "detector-canny (method 2)")
+    assert img.size == (480, 400)
+    path = tmp_path / "cm.png"
+    path.write_bytes(ed.png_bytes(img))
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size == (480, 400)
+        px = np.asarray(im.convert("RGB"))
+    assert px.std() > 10  # something was drawn
+    # An empty row (no negatives) must not crash either.
+    ed.draw_confusion(ed.binary_metrics([1], [1]), "all positive")
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+
+def _write_weights(folder: Path, names: list[str]) -> None:
+    from deepclarity.models import create_model, get_spec, save_weights
+
+    for name in names:
+        save_weights(create_model(name, pretrained=False), folder / get_spec(name).weights, {}, half=True)
+
+
+def _tiny_benchmark(root: Path) -> Path:
+    folder = root / "benchmark" / "Set14"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.ascontiguousarray(skdata.astronaut()[::2, ::2][:180, :200])).save(folder / "astronaut.png")
+    Image.fromarray(np.ascontiguousarray(skdata.chelsea()[:160, :200])).save(folder / "chelsea.png")
+    return root
+
+
+@pytest.mark.slow
+def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, capsys):
+    weights = tmp_path / "weights"
+    _write_weights(weights, ["detector-canny", "detector-rgb"])
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights))
+    data = _tiny_benchmark(tmp_path / "data")
+    out = tmp_path / "out"
+    argv = ["--data", str(data), "--sets", "Set14", "--limit", "1", "--out-dir", str(out), "--name", "t"]
+    assert ed.main(argv) == 0
+    for f in ("t.json", "t.md", "t_cm_canny.png", "t_cm_rgb.png"):
+        assert (out / f).is_file(), f
+    text = (out / "t.json").read_text()
+    report = json.loads(text)
+    # One line per image record (both methods), the rest indented.
+    assert sum('"slice": ' in line and '"probability": ' in line for line in text.splitlines()) == 2 * len(ed.SLICES)
+    assert report["command"].startswith("python evaluation/eval_detect.py --data")
+    assert report["benchmark"]["images"] == len(ed.SLICES)  # one photo (--limit 1)
+    for method in ("canny", "rgb"):
+        res = report["methods"][method]
+        assert "skipped" not in res
+        assert set(res["summary"]["slices"]) == set(ed.SLICE_NAMES)
+        for key in ("accuracy", "precision", "recall", "f1", "fpr", "support", "tp", "fp", "tn", "fn"):
+            assert key in res["summary"]["overall"]
+        for name, m in res["summary"]["slices"].items():
+            assert m["support"] == 1
+            if ed._SLICE_BY_NAME[name].label == 0:
+                assert m["precision"] is None and m["recall"] is None
+        assert len(res["images"]) == len(ed.SLICES)
+        row = res["images"][0]
+        for key in ("set", "file", "slice", "label", "block_size_true", "probability", "predicted", "block_size"):
+            assert key in row
+        assert {r["file"] for r in res["images"]} == {"astronaut.png"}
+    assert [t["target"] for t in report["methods"]["canny"]["targets"]]
+    sha = report["environment_detail"]["weights_sha256"]["detector-canny"]
+    assert sha and sha in report["environment"]
+    md = (out / "t.md").read_text()
+    assert md.startswith("`python evaluation/eval_detect.py ")
+    assert "| **overall** |" in md and "Flickr2K" in md and "0.944" in md
+    with Image.open(out / "t_cm_canny.png") as im:
+        assert im.size == (480, 400)
+    # The same benchmark on a second run: identical truth, image by image.
+    assert ed.main(argv + ["--methods", "canny", "--name", "t2"]) == 0
+    again = json.loads((out / "t2.json").read_text())["methods"]["canny"]["images"]
+    keep = ("slice", "label", "block_size_true", "recipe", "probability")
+    first = report["methods"]["canny"]["images"]
+    assert [{k: r[k] for k in keep} for r in again] == [{k: r[k] for k in keep} for r in first]
+
+
+def test_missing_weights_are_skipped_not_fatal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(tmp_path / "no-weights-here"))
+    data = _tiny_benchmark(tmp_path / "data")
+    out = tmp_path / "out"
+    assert ed.main(["--data", str(data), "--sets", "Set14", "--limit", "1", "--out-dir", str(out)]) == 0
+    assert "skipping canny" in capsys.readouterr().err
+    report = json.loads((out / "detect.json").read_text())
+    for method in ("canny", "rgb"):
+        assert "no trained weights" in report["methods"][method]["skipped"]
+    assert "skipped:" in (out / "detect.md").read_text()
+    assert not (out / "detect_cm_canny.png").exists()
+
+
+def test_missing_set_is_a_clear_error(tmp_path, capsys):
+    data = _tiny_benchmark(tmp_path / "data")
+    assert ed.main(["--data", str(data), "--sets", "Kodak24", "--out-dir", str(tmp_path / "o")]) == 2
+    assert "Kodak24" in capsys.readouterr().err
