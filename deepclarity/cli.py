@@ -109,7 +109,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .detect import load_detector
-    from .io import read_image
+    from .io import read_images
 
     files = expand_inputs(args.paths, args.recursive)
     if not files:
@@ -117,12 +117,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
     detector = load_detector(args.method, device=args.device, fp32=args.fp32, threshold=args.threshold,
                              max_tiles=args.tiles)
     records = []
-    for path in tqdm(files, desc="detect", unit="img", disable=None if len(files) > 1 and not args.quiet else True,
-                     file=sys.stderr):
+    show = len(files) > 1 and not args.quiet
+    for path, loaded in tqdm(read_images(files), total=len(files), desc="detect", unit="img",
+                             disable=None if show else True, file=sys.stderr):
         record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None, "error": None}
         try:
-            result = detector.detect(read_image(path))
-            record.update(result.to_record())
+            if isinstance(loaded, DeepClarityError):
+                raise loaded
+            record.update(detector.detect(loaded).to_record())
         except DeepClarityError as exc:
             record["error"] = str(exc)
         records.append(record)

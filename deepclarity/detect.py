@@ -97,7 +97,7 @@ def tile_grid(height: int, width: int, max_tiles: int, size: int = CROP_SIZE) ->
     """
     if height <= size and width <= size:
         return 1, 1, [(0, height, 0, width)]
-    rows = max(1, min(math.ceil(height / size), round(math.sqrt(max_tiles * height / width))))
+    rows = max(1, min(math.ceil(height / size), round(math.sqrt(max_tiles * height / width)), max_tiles))
     cols = max(1, min(math.ceil(width / size), max_tiles // rows))
     boxes = []
     for r in range(rows):
@@ -183,8 +183,7 @@ class Detector:
             for (y0, y1, x0, x1), p in zip(boxes, probs):
                 if p >= threshold:
                     mask[y0:y1, x0:x1] = True
-            # The detector already says "pixelated": accept a weaker grid than estimate_grid's default.
-            grid = estimate_grid(rgb, mask if mask.any() else None, min_confidence=0.2)
+            grid = estimate_grid(rgb, mask if mask.any() else None)
             conf = grid.confidence
             if grid.found:
                 block, phase = grid.block_size, grid.phase_xy

@@ -19,6 +19,8 @@ __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid
 
 MIN_BLOCK = 1.5
 MAX_BLOCK = 64.0
+#: Smallest image side on which a grid is estimated (shorter profiles correlate with combs by chance).
+MIN_SIDE = 24
 
 
 @dataclass
@@ -112,8 +114,10 @@ def _spectral_candidates(profile: np.ndarray, min_block: float, max_block: float
     size = 1 << int(np.ceil(np.log2(16 * n)))
     spectrum = np.abs(np.fft.rfft(profile - profile.mean(), size))
     freqs = np.fft.rfftfreq(size)
-    inner = np.arange(1, spectrum.size - 1)
-    is_peak = (spectrum[inner] > spectrum[inner - 1]) & (spectrum[inner] >= spectrum[inner + 1])
+    # Local maxima; the last bin (Nyquist, period exactly 2) has no right neighbour.
+    inner = np.arange(1, spectrum.size)
+    right = np.append(spectrum[2:], -np.inf)
+    is_peak = (spectrum[inner] > spectrum[inner - 1]) & (spectrum[inner] >= right)
     inner = inner[is_peak & (freqs[inner] >= 1.0 / max_block * 0.9)]
     top = inner[np.argsort(spectrum[inner])[::-1][:peaks]]
     candidates = set()
@@ -139,8 +143,9 @@ def estimate_period(profile: np.ndarray, min_block: float = MIN_BLOCK,
         return None, 0.0, 0.0
     best = (-1.0, 0.0, 0.0)  # (correlation, phase, period)
     for centre in _spectral_candidates(profile, min_block, max_block):
-        half_width = centre * max(0.004, centre / (4.0 * n))
-        step = max(0.25 * centre / n, 1e-4)
+        # The spectrum locates a period to about p^2/n; the comb must be placed to p/(4n).
+        half_width = max(0.004 * centre, centre * centre / n)
+        step = max(0.25 * centre / n, 2 * half_width / 200, 1e-4)
         for period in np.arange(max(min_block, centre - half_width), centre + half_width + step, step):
             corr, phase = _comb_correlation(profile, float(period), min(0.05, period / 20))
             if corr > best[0]:
@@ -172,6 +177,9 @@ def estimate_grid(img: np.ndarray, mask: np.ndarray | None = None, *,
     Returns a :class:`GridEstimate`; ``block_size`` is ``None`` when either axis shows no grid with
     at least ``min_confidence``.
     """
+    h, w = np.shape(img)[:2]
+    if min(h, w) < MIN_SIDE:  # too few pixels for a periodicity to mean anything
+        return GridEstimate(None, None, None, 0.0)
     profiles = [boundary_profile(img, axis, mask) for axis in (1, 0)]  # x, then y
     (px, phx, cx), (py, phy, cy) = (estimate_period(p) for p in profiles)
     if px is not None and py is not None and abs(px - py) > 0.1 * max(px, py):

@@ -34,6 +34,7 @@ __all__ = [
     "ImageSource",
     "max_pixels_limit",
     "read_image",
+    "read_images",
     "read_rgb",
     "write_image",
     "WRITABLE_EXTENSIONS",
@@ -154,6 +155,34 @@ def read_image(source: ImageSource, *, max_pixels: int | None = None) -> LoadedI
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes)")
     return _decode(data, name, path, limit)
+
+
+def read_images(paths, *, workers: int = 2, max_pixels: int | None = None):
+    """Decode ``paths`` in order, ``workers`` files ahead on background threads (decoders release
+    the GIL, so reading overlaps with whatever the caller does with the previous image).
+
+    Yields ``(path, LoadedImage)`` or ``(path, ImageError)`` — a bad file never stops the rest.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(path):
+        try:
+            return read_image(path, max_pixels=max_pixels)
+        except ImageError as exc:
+            return exc
+
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        for path in paths:
+            pending.append((path, pool.submit(load, path)))
+            if len(pending) > workers:
+                done_path, future = pending.popleft()
+                yield done_path, future.result()
+        while pending:
+            done_path, future = pending.popleft()
+            yield done_path, future.result()
 
 
 def _read_file_bytes(path: Path) -> bytes:

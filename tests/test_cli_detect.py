@@ -273,11 +273,6 @@ def test_tiles_option(capsys, tmp_path):
     assert code == 0 and records[0]["error"] is None
 
 
-@pytest.mark.xfail(strict=True, raises=cv2.error, reason=(
-    "library bug: a readable 1-pixel-wide/tall image judged pixelated (every image, with random weights "
-    "at p = 0.5 >= the default threshold) reaches estimate_grid, which raises cv2.error (empty profile "
-    "-> cv2.erode); cmd_detect catches only DeepClarityError, so the whole run dies with a traceback "
-    "instead of writing records"))
 def test_one_pixel_wide_images_do_not_abort_the_run(capsys, images, bad_inputs):
     code, records, err = run_json(capsys, str(bad_inputs["tiny.png"]), str(bad_inputs["tall.png"]),
                                   str(images / "a.png"))
