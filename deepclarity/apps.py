@@ -353,7 +353,17 @@ def summary_markdown(rows: Sequence[DetectRow], method: str, threshold: float) -
     return "\n".join(lines)
 
 
-def detect_images(files: Any, method: str = "canny", threshold: float = 0.5, *, device: str = "auto",
+def _calibrated_threshold(method: str) -> float:
+    """The method's calibrated threshold (model card), 0.5 when its weights or card are missing."""
+    from .detect import default_threshold
+
+    try:
+        return round(default_threshold(method), 2)
+    except DeepClarityError:
+        return 0.5
+
+
+def detect_images(files: Any, method: str = "canny", threshold: float | None = None, *, device: str = "auto",
                   max_files: int = MAX_FILES, display_max_side: int | None = DISPLAY_MAX_SIDE,
                   ) -> tuple[list[tuple[np.ndarray, str]], str, list[dict]]:
     """Run the detector on uploaded files: the detection app's one event.
@@ -365,7 +375,8 @@ def detect_images(files: Any, method: str = "canny", threshold: float = 0.5, *, 
     Args:
         files: paths from a ``gr.File(file_count="multiple")`` (one path is accepted too).
         method: ``"canny"`` (method 2, default) or ``"rgb"`` (method 1).
-        threshold: probability at or above which an image is called pixelated, in [0, 1].
+        threshold: probability at or above which an image is called pixelated, in [0, 1];
+            ``None``: the method's calibrated default (model card).
         device: passed to :func:`deepclarity.detect.load_detector` (the model is loaded once).
         max_files: images processed per call; extra files get an error row.
         display_max_side: overlays are downscaled to this longest side (``None``: never).
@@ -387,15 +398,17 @@ def detect_images(files: Any, method: str = "canny", threshold: float = 0.5, *, 
     if method not in METHODS:
         raise user_error(f"Unknown method {method!r}: use {' or '.join(repr(m) for m in METHODS)}.")
     try:
+        detector = load_detector(method, device=device)
+    except DeepClarityError as exc:
+        raise user_error(f"{METHOD_LABELS[method]} is unavailable: {exc}") from None
+    if threshold is None:
+        threshold = detector.threshold
+    try:
         threshold = float(threshold)
     except (TypeError, ValueError):
         raise user_error(f"The threshold must be a number in [0, 1], got {threshold!r}.") from None
     if not 0.0 <= threshold <= 1.0:
         raise user_error(f"The threshold must be in [0, 1], got {threshold}.")
-    try:
-        detector = load_detector(method, device=device)
-    except DeepClarityError as exc:
-        raise user_error(f"{METHOD_LABELS[method]} is unavailable: {exc}") from None
 
     gallery: list[tuple[np.ndarray, str]] = []
     rows: list[DetectRow] = []
@@ -487,8 +500,10 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
                 files = gr.File(label="Images", file_count="multiple", type="filepath")
                 method = gr.Radio([(label, key) for key, label in METHOD_LABELS.items()], value="canny",
                                   label="Method")
-                threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
-                                      info="probability at or above which an image is called pixelated")
+                threshold = gr.Slider(0.0, 1.0, value=_calibrated_threshold("canny"), step=0.01,
+                                      label="Threshold",
+                                      info="probability at or above which an image is called pixelated "
+                                           "(starts at the method's calibrated value)")
                 button = gr.Button("Detect", variant="primary")
             with gr.Column(scale=2):
                 gallery = gr.Gallery(label="Region maps", format="png", columns=2, object_fit="contain",
@@ -507,4 +522,6 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
             )
         button.click(detect, inputs=[files, method, threshold], outputs=[gallery, summary, records],
                      api_name="detect", api_description="Detect pixelation in one or more images.")
+        method.change(_calibrated_threshold, inputs=method, outputs=threshold, api_visibility="private",
+                      queue=False)
     return app

@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--recursive", action="store_true", help="also look inside sub-folders")
     p.add_argument("--method", choices=["canny", "rgb"], default="canny",
                    help="canny: method 2, edge maps (default); rgb: method 1, the baseline")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability for 'pixelated' (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="probability for 'pixelated' (default: calibrated per method, see the model card)")
     p.add_argument("--tiles", type=int, default=24, help="crops read per image, the region map's cells (default 24)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")

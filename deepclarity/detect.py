@@ -18,7 +18,7 @@ from .edges import canny_edges
 from .errors import ImageError
 
 __all__ = ["CROP_SIZE", "METHODS", "crop_features", "Detection", "Detector", "tile_grid", "aggregate",
-           "load_detector", "to_uint8"]
+           "load_detector", "default_threshold", "to_uint8"]
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
@@ -116,19 +116,23 @@ class Detector:
     Args:
         method: ``"canny"`` (method 2, default) or ``"rgb"`` (method 1, the baseline).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; fp16 autocast on CUDA unless ``fp32``.
-        threshold: probability at or above which an image is called pixelated.
+        threshold: probability at or above which an image is called pixelated; default: the one
+            calibrated on validation photos and stored in the model card
+            (``evaluation/calibrate_detect.py``), else 0.5.
         max_tiles: crops read per image (the region map's cells); more is finer and slower.
         weights: a weight file instead of the registry's.
     """
 
     def __init__(self, method: str = "canny", *, device: str = "auto", fp32: bool = False,
-                 threshold: float = 0.5, max_tiles: int = 24, batch_size: int = 64,
+                 threshold: float | None = None, max_tiles: int = 24, batch_size: int = 64,
                  weights: str | None = None) -> None:
         from .models import create_model
         from .runtime import prepare_model, select_device, use_fp16
 
         if method not in METHODS:
             raise ValueError(f"unknown detection method {method!r} (use {' or '.join(METHODS)})")
+        if threshold is None:
+            threshold = default_threshold(method) if weights is None else 0.5
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self.method = method
@@ -188,6 +192,14 @@ class Detector:
             if grid.found:
                 block, phase = grid.block_size, grid.phase_xy
         return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf)
+
+
+def default_threshold(method: str) -> float:
+    """The decision threshold calibrated for ``method``'s shipped weights (model card), else 0.5."""
+    from .models import get_spec
+
+    card = get_spec(METHODS[method]).card or {}
+    return float(card.get("threshold", 0.5))
 
 
 def aggregate(tile_probs: np.ndarray) -> float:
