@@ -19,6 +19,8 @@ __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid
 
 MIN_BLOCK = 1.5
 MAX_BLOCK = 64.0
+#: Longest stretch of a profile searched for a period (a window of the strongest boundary energy).
+MAX_PROFILE = 768
 #: Smallest image side on which a grid is estimated (shorter profiles correlate with combs by chance).
 MIN_SIDE = 24
 
@@ -137,6 +139,11 @@ def estimate_period(profile: np.ndarray, min_block: float = MIN_BLOCK,
     by under a quarter pixel over the whole axis, and the best-correlated comb wins. ``confidence``
     is that correlation (1 = every boundary and nothing else; natural images stay low).
     """
+    offset = 0
+    if profile.size > MAX_PROFILE:  # the most energetic window is plenty, and 2-4x faster
+        energy = np.concatenate([[0.0], np.cumsum(profile)])
+        offset = int(np.argmax(energy[MAX_PROFILE:] - energy[:-MAX_PROFILE]))
+        profile = profile[offset:offset + MAX_PROFILE]
     n = profile.size
     max_block = min(max_block, n / 3.0)  # need at least three blocks to call it a grid
     if float(profile.std()) <= 1e-9 or max_block < min_block:
@@ -153,7 +160,7 @@ def estimate_period(profile: np.ndarray, min_block: float = MIN_BLOCK,
     corr, phase, period = best
     if corr <= 0:
         return None, 0.0, 0.0
-    return period, phase, float(corr)
+    return period, (phase + offset) % period, float(corr)
 
 
 def _refine_near(profile: np.ndarray, centre: float, rel: float = 0.01) -> tuple[float, float, float]:
@@ -172,8 +179,9 @@ def estimate_grid(img: np.ndarray, mask: np.ndarray | None = None, *,
                   min_confidence: float = 0.35) -> GridEstimate:
     """Estimate block size and phase of ``img`` (``HxW[xC]``), optionally only where ``mask`` is set.
 
-    Blocks are usually square: when the two axes disagree by more than 10%, the period that
-    explains both axes best is used for both, unless separate periods fit clearly better.
+    Blocks are usually square: when the two axes disagree by more than 10%, the period whose
+    weaker axis correlates best is used for both, unless separate periods fit clearly better
+    (then the blocks really are rectangular).
     Returns a :class:`GridEstimate`; ``block_size`` is ``None`` when either axis shows no grid with
     at least ``min_confidence``.
     """
@@ -183,13 +191,14 @@ def estimate_grid(img: np.ndarray, mask: np.ndarray | None = None, *,
     profiles = [boundary_profile(img, axis, mask) for axis in (1, 0)]  # x, then y
     (px, phx, cx), (py, phy, cy) = (estimate_period(p) for p in profiles)
     if px is not None and py is not None and abs(px - py) > 0.1 * max(px, py):
-        separate = cx + cy
+        # Score a grid by its weaker axis: a JPEG 8x8 grid or a multiple can win one axis alone.
+        separate = min(cx, cy)
         shared = []
         for q in (px, py):
             (c1, f1, q1), (c2, f2, q2) = (_refine_near(p, q) for p in profiles)
-            shared.append((c1 + c2, (q1, f1, c1), (q2, f2, c2)))
+            shared.append((min(c1, c2), (q1, f1, c1), (q2, f2, c2)))
         score, xs, ys = max(shared, key=lambda t: t[0])
-        if score >= 0.9 * separate:
+        if score >= 0.8 * separate:
             (px, phx, cx), (py, phy, cy) = xs, ys
     confidence = float(min(cx, cy))
     if px is None or py is None or confidence < min_confidence:
