@@ -61,10 +61,12 @@ def boundary_profile(img: np.ndarray, axis: int, mask: np.ndarray | None = None)
     """Mean absolute difference between neighbours along ``axis`` (1 = columns -> profile over x).
 
     Entry ``x`` measures the step between pixel ``x`` and ``x + 1``. ``mask`` (``HxW`` bool) limits
-    the average to the pixels it marks (e.g. the tiles the detector found pixelated).
+    the average to the pixels it marks (e.g. the tiles the detector found pixelated); positions
+    with no marked pixel are NaN (unknown) and take no part in the estimate.
     """
     gray = _gray(img)
     diff = np.abs(np.diff(gray, axis=axis))
+    weight = None
     if mask is not None:
         m = mask[:, 1:] & mask[:, :-1] if axis == 1 else mask[1:, :] & mask[:-1, :]
         weight = m.sum(axis=1 - axis).astype(np.float32)
@@ -75,34 +77,62 @@ def boundary_profile(img: np.ndarray, axis: int, mask: np.ndarray | None = None)
     # position when blocks are >= 1.5 px), so what remains is boundary energy, not content.
     row = profile.reshape(1, -1).astype(np.float32)
     floor = cv2.erode(row, np.ones((1, 5), np.uint8), borderType=cv2.BORDER_REFLECT)[0]
-    return np.maximum(profile - floor, 0.0)
+    out = np.maximum(profile - floor, 0.0).astype(np.float64)
+    if weight is not None:
+        out[weight == 0] = np.nan  # outside the mask: unknown, not "no boundary"
+    return out
 
 
-def _comb_correlation(profile: np.ndarray, period: float, phase_step: float) -> tuple[float, float]:
-    """Best Pearson correlation, over phases, between ``profile`` and a comb of 1-px teeth
-    ``{x : (x - phase) mod period < 1}``; returns ``(correlation, phase)``.
+def _comb_correlations(profile: np.ndarray, periods: np.ndarray, nbins: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each period, the best Pearson correlation over phases between ``profile`` and a comb
+    of 1-px teeth ``{x : (x - phase) mod period < 1}``; returns ``(correlations, phases)``.
 
+    Phases are quantised to ``nbins`` per period, all periods at once (one ``bincount``).
     Correlation (rather than the share of energy on the comb) is what tells the block size from
     its multiples and halves: a comb of ``2p`` catches only half the boundaries, one of ``p/2``
     adds as many teeth where there are none, and both correlate less than the true comb.
     """
-    n = profile.size
-    x = np.arange(n, dtype=np.float64)
-    nbins = max(1, int(round(period / phase_step)))
-    bins = np.floor((x % period) / period * nbins).astype(np.int64) % nbins
-    sums = np.bincount(bins, weights=profile, minlength=nbins)
-    counts = np.bincount(bins, minlength=nbins).astype(np.float64)
-    width = max(1, int(round(nbins / period)))  # one pixel of phase
-    kernel = np.ones(width)
-    on_sum = np.convolve(np.concatenate([sums, sums[: width - 1]]), kernel, mode="valid")[:nbins]
-    on_count = np.convolve(np.concatenate([counts, counts[: width - 1]]), kernel, mode="valid")[:nbins]
+    valid = ~np.isnan(profile)
+    values = np.where(valid, profile, 0.0)
+    n = int(valid.sum())
+    periods = np.asarray(periods, dtype=np.float64).reshape(-1)
+    m = periods.size
+    x = np.arange(profile.size, dtype=np.float64)
+    bins = (np.floor((x[None, :] % periods[:, None]) / periods[:, None] * nbins).astype(np.int64) % nbins)
+    flat = (bins + np.arange(m)[:, None] * nbins).ravel()
+    sums = np.bincount(flat, weights=np.tile(values, m), minlength=m * nbins).reshape(m, nbins)
+    counts = np.bincount(flat, weights=np.tile(valid.astype(np.float64), m),
+                         minlength=m * nbins).reshape(m, nbins)
+    widths = np.maximum(1, np.rint(nbins / periods).astype(np.int64))  # one pixel of phase
+
+    def window(a: np.ndarray) -> np.ndarray:
+        # Circular sum over ``width`` consecutive phase bins starting at each bin.
+        ext = np.concatenate([a, a], axis=1)
+        csum = np.concatenate([np.zeros((m, 1)), np.cumsum(ext, axis=1)], axis=1)
+        start = np.arange(nbins)[None, :]
+        return csum[np.arange(m)[:, None], start + widths[:, None]] - csum[:, :nbins]
+
+    on_sum, on_count = window(sums), window(counts)
     density = on_count / n
-    mean, std = float(profile.mean()), float(profile.std())
+    mean, std = float(values[valid].mean()), float(values[valid].std())
     spread = np.sqrt(np.clip(density * (1.0 - density), 1e-12, None))
     corr = (on_sum / n - mean * density) / (max(std, 1e-12) * spread)
     corr[(density <= 0) | (density >= 1)] = -1.0
-    best = int(np.argmax(corr))
-    return float(corr[best]), best * period / nbins
+    best = np.argmax(corr, axis=1)
+    return corr[np.arange(m), best], best * periods / nbins
+
+
+def _best_in_range(profile: np.ndarray, low: float, high: float, step: float) -> tuple[float, float, float]:
+    """Best ``(correlation, phase, period)`` for periods in ``[low, high]``: a coarse pass at 4x
+    ``step``, then ``step`` around the best coarse period."""
+    nbins = max(8, int(round(high / 0.05)))
+    coarse = np.arange(low, high + 4 * step, 4 * step)
+    corr, _ = _comb_correlations(profile, coarse, nbins)
+    centre = coarse[int(np.argmax(corr))]
+    fine = np.arange(max(low, centre - 4 * step), centre + 4 * step + step / 2, step)
+    corr, phase = _comb_correlations(profile, fine, nbins)
+    i = int(np.argmax(corr))
+    return float(corr[i]), float(phase[i]), float(fine[i])
 
 
 def _spectral_candidates(profile: np.ndarray, min_block: float, max_block: float,
@@ -114,7 +144,8 @@ def _spectral_candidates(profile: np.ndarray, min_block: float, max_block: float
     """
     n = profile.size
     size = 1 << int(np.ceil(np.log2(16 * n)))
-    spectrum = np.abs(np.fft.rfft(profile - profile.mean(), size))
+    centred = np.nan_to_num(profile - np.nanmean(profile), nan=0.0)
+    spectrum = np.abs(np.fft.rfft(centred, size))
     freqs = np.fft.rfftfreq(size)
     # Local maxima; the last bin (Nyquist, period exactly 2) has no right neighbour.
     inner = np.arange(1, spectrum.size)
@@ -141,22 +172,22 @@ def estimate_period(profile: np.ndarray, min_block: float = MIN_BLOCK,
     """
     offset = 0
     if profile.size > MAX_PROFILE:  # the most energetic window is plenty, and 2-4x faster
-        energy = np.concatenate([[0.0], np.cumsum(profile)])
+        energy = np.concatenate([[0.0], np.cumsum(np.nan_to_num(profile, nan=0.0))])
         offset = int(np.argmax(energy[MAX_PROFILE:] - energy[:-MAX_PROFILE]))
         profile = profile[offset:offset + MAX_PROFILE]
     n = profile.size
-    max_block = min(max_block, n / 3.0)  # need at least three blocks to call it a grid
-    if float(profile.std()) <= 1e-9 or max_block < min_block:
+    known = profile[~np.isnan(profile)]
+    max_block = min(max_block, known.size / 3.0)  # need at least three blocks to call it a grid
+    if known.size < 8 or float(known.std()) <= 1e-9 or max_block < min_block:
         return None, 0.0, 0.0
     best = (-1.0, 0.0, 0.0)  # (correlation, phase, period)
     for centre in _spectral_candidates(profile, min_block, max_block):
         # The spectrum locates a period to about p^2/n; the comb must be placed to p/(4n).
         half_width = max(0.004 * centre, centre * centre / n)
-        step = max(0.25 * centre / n, 2 * half_width / 200, 1e-4)
-        for period in np.arange(max(min_block, centre - half_width), centre + half_width + step, step):
-            corr, phase = _comb_correlation(profile, float(period), min(0.05, period / 20))
-            if corr > best[0]:
-                best = (corr, phase, float(period))
+        step = max(0.25 * centre / n, 1e-4)
+        found = _best_in_range(profile, max(min_block, centre - half_width), centre + half_width, step)
+        if found[0] > best[0]:
+            best = found
     corr, phase, period = best
     if corr <= 0:
         return None, 0.0, 0.0
@@ -165,14 +196,8 @@ def estimate_period(profile: np.ndarray, min_block: float = MIN_BLOCK,
 
 def _refine_near(profile: np.ndarray, centre: float, rel: float = 0.01) -> tuple[float, float, float]:
     """Best ``(correlation, phase, period)`` within ``rel`` of ``centre``."""
-    n = profile.size
-    step = max(0.25 * centre / n, 1e-4)
-    best = (-1.0, 0.0, centre)
-    for period in np.arange(max(MIN_BLOCK, centre * (1 - rel)), centre * (1 + rel) + step, step):
-        corr, phase = _comb_correlation(profile, float(period), min(0.05, period / 20))
-        if corr > best[0]:
-            best = (corr, phase, float(period))
-    return best
+    step = max(0.25 * centre / profile.size, 1e-4)
+    return _best_in_range(profile, max(MIN_BLOCK, centre * (1 - rel)), centre * (1 + rel), step)
 
 
 def estimate_grid(img: np.ndarray, mask: np.ndarray | None = None, *,
