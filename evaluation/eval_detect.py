@@ -507,7 +507,8 @@ def render_markdown(report: dict, cm_links: dict[str, str]) -> str:
                  f"Block size: share of fully pixelated images whose estimate is within "
                  f"{BLOCK_TOLERANCE:.0%} of the truth (no estimate = miss).")
     for method, res in report["methods"].items():
-        parts += ["", f"**{METHOD_TITLES.get(method, method)}** (`{res['model']}`)", ""]
+        threshold = f", threshold {res['threshold']:.4f}" if "threshold" in res else ""
+        parts += ["", f"**{METHOD_TITLES.get(method, method)}** (`{res['model']}`{threshold})", ""]
         if "skipped" in res:
             parts.append(f"skipped: {res['skipped']}")
             continue
@@ -578,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="photos per set (0 = all)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="decision threshold (default: each method's calibrated one, from its model card)")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch CPU threads (default: leave as configured, e.g. by OMP_NUM_THREADS)")
     parser.add_argument("--name", default="detect", help="output file stem")
@@ -605,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in photos:
         sets[p.set] = sets.get(p.set, 0) + 1
     report = {
-        "command": command, "environment": env_text, "environment_detail": env, "threshold": args.threshold,
+        "command": command, "environment": env_text, "environment_detail": env,
+        "threshold": "calibrated per method (model card)" if args.threshold is None else args.threshold,
         "benchmark": {"seed": args.seed, "sets": sets, "photos": len(photos), "images": len(photos) * len(SLICES),
                       "slices": [{"name": s.name, "label": s.label, "block_metric": s.block_metric} for s in SLICES],
                       "rng": "numpy.random.default_rng([seed, slice index, sha1('<set>/<file>')[:8] as int])"},
@@ -625,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         records, seconds = run_method(detector, photos, args.seed, f"detect {method}")
         summary = summarise(records)
-        res = {"model": model, "seconds": round(seconds, 3),
+        res = {"model": model, "threshold": detector.threshold, "seconds": round(seconds, 3),
                "images_per_s": len(records) / seconds if seconds > 0 else 0.0, "summary": summary}
         if method == "canny":
             res["targets"] = check_targets(summary)
