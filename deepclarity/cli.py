@@ -120,7 +120,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     show = len(files) > 1 and not args.quiet
     for path, loaded in tqdm(read_images(files), total=len(files), desc="detect", unit="img",
                              disable=None if show else True, file=sys.stderr):
-        record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None, "error": None}
+        record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None,
+                  "phase": None, "method": args.method, "error": None}
         try:
             if isinstance(loaded, DeepClarityError):
                 raise loaded
@@ -132,11 +133,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
         for r in records:
             r["verdict"] = "error" if r["error"] else ("PIXELATED" if r["pixelated"] else "clean")
         columns = ["path", "verdict", "probability", "block_size", "error"]
-    else:
+    elif args.format == "csv":
         columns = ["path", "pixelated", "probability", "block_size", "error"]
-    rows = [{k: r.get(k) for k in columns} for r in records] if args.format != "json" else \
-        [{k: r.get(k) for k in ("path", "pixelated", "probability", "block_size", "phase", "method", "error")}
-         for r in records]
+    else:  # JSON carries the grid phase and the method as well
+        columns = ["path", "pixelated", "probability", "block_size", "phase", "method", "error"]
+    rows = [{k: r.get(k) for k in columns} for r in records]
     _write_output(_format_records(rows, args.format, columns), args.output)
     failed = sum(1 for r in records if r["error"])
     if failed:
