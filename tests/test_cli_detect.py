@@ -172,7 +172,7 @@ def test_bad_files_get_error_records_and_the_rest_is_processed(capsys, images, b
     for name, rec in zip(BAD, bad):
         assert rec["error"] and name in rec["error"], rec
         assert rec["pixelated"] is None and rec["probability"] is None and rec["block_size"] is None
-        assert rec["phase"] is None and rec["method"] is None
+        assert rec["phase"] is None and rec["method"] == "canny"  # the method asked for
         frags = bad_inputs.entries[name].error
         assert any(f in rec["error"].lower() for f in frags), (name, rec["error"])
     assert f"{len(BAD)} of {len(paths)} inputs failed" in err
