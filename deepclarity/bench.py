@@ -94,14 +94,12 @@ def bench_detect(method: str = "canny", *, device: str = "auto", batch: int = 25
 
     from .detect import CROP_SIZE, load_detector
     from .io import read_images
-    from .runtime import inference_mode
+    from .runtime import inference_mode, to_model_input
 
     detector = load_detector(method, device=device)
     dev = detector.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
-    x = torch.rand(batch, 3, CROP_SIZE, CROP_SIZE, device=dev)
-    if dev.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = to_model_input(torch.rand(batch, 3, CROP_SIZE, CROP_SIZE), dev, detector.channels_last)
 
     def model_only():
         with inference_mode(dev, detector.fp16):

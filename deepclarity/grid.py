@@ -65,6 +65,14 @@ def boundary_profile(img: np.ndarray, axis: int, mask: np.ndarray | None = None)
     with no marked pixel are NaN (unknown) and take no part in the estimate.
     """
     gray = _gray(img)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+    # Averaging every other row (column) gives the same profile shape at half the cost.
+    stride = 2 if gray.shape[1 - axis] > 512 else 1
+    if stride > 1:
+        gray = gray[::stride] if axis == 1 else gray[:, ::stride]
+        if mask is not None:
+            mask = mask[::stride] if axis == 1 else mask[:, ::stride]
     diff = np.abs(np.diff(gray, axis=axis))
     weight = None
     if mask is not None:
