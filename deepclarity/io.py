@@ -315,7 +315,8 @@ def _from_pil(im: Image.Image, name: str, path: Path | None, limit: int, *, fmt:
             warnings.simplefilter("ignore")
             im.seek(0)
             im.load()
-            im = ImageOps.exif_transpose(im)
+            if _exif_orientation(im) not in (0, 1):  # exif_transpose copies even when upright
+                im = ImageOps.exif_transpose(im)
     except Exception as exc:
         raise ImageError(f"{name}: corrupt or truncated image data ({_short(exc)})") from None
     pixels, alpha, gray = _pil_to_arrays(im, name)
@@ -345,7 +346,7 @@ def _pil_to_arrays(im: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray |
         arr = np.asarray(im.convert("RGBA") if mode == "RGBa" else im)
         return np.ascontiguousarray(arr[..., :3]), arr[..., 3].copy(), False
     if mode in ("RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(im.convert("RGB")).copy(), None, False
+        return np.array(im if mode == "RGB" else im.convert("RGB")), None, False
     raise ImageError(f"{name}: unsupported pixel mode {mode!r}")
 
 
