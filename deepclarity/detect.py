@@ -16,6 +16,7 @@ import numpy as np
 
 from .edges import canny_edges
 from .errors import ImageError
+from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "crop_features", "Detection", "Detector", "tile_grid", "aggregate",
            "load_detector", "default_threshold", "to_uint8"]
@@ -133,10 +134,8 @@ class Detector:
             raise ValueError(f"unknown detection method {method!r} (use {' or '.join(METHODS)})")
         if threshold is None:
             threshold = default_threshold(method) if weights is None else 0.5
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self.method = method
-        self.threshold = float(threshold)
+        self.threshold = _checked_threshold(threshold)
         self.max_tiles = max(1, int(max_tiles))
         self.batch_size = max(1, int(batch_size))
         self.device = select_device(device)
@@ -167,9 +166,7 @@ class Detector:
         ``threshold`` overrides the detector's own for this call (the model is shared, so a UI
         slider never reloads it).
         """
-        threshold = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         from .grid import estimate_grid
         from .io import LoadedImage, read_image
 
@@ -195,6 +192,13 @@ class Detector:
         return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf)
 
 
+def _checked_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return threshold
+
+
 def default_threshold(method: str) -> float:
     """The decision threshold calibrated for ``method``'s shipped weights (model card), else 0.5."""
     from .models import get_spec
@@ -206,13 +210,6 @@ def default_threshold(method: str) -> float:
 def aggregate(tile_probs: np.ndarray) -> float:
     """Image probability from tile probabilities: the most confident tile (a mosaic may cover one)."""
     return float(tile_probs.max()) if tile_probs.size else 0.0
-
-
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """``uint16`` -> ``uint8`` by rounding (``x / 257``); ``uint8`` unchanged."""
-    if pixels.dtype == np.uint8:
-        return pixels
-    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 _DETECTORS: dict[tuple, Detector] = {}

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .degrade import imresize
 from .errors import DeepClarityError, ImageError
-from .io import read_image
+from .io import read_image, to_uint8
 from .metrics import lpips, lpips_available, psnr_y, ssim_y
 
 __all__ = [
@@ -125,9 +125,7 @@ class SetResult:
 
 
 def _lr_hr_pair(path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    hr = read_image(path).pixels
-    if hr.dtype != np.uint8:
-        hr = ((hr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    hr = to_uint8(read_image(path).pixels)
     h, w = hr.shape[:2]
     hr = hr[: h - h % scale, : w - w % scale]
     if hr.shape[0] < 2 * scale + 11 or hr.shape[1] < 2 * scale + 11:

@@ -36,6 +36,7 @@ __all__ = [
     "read_image",
     "read_images",
     "read_rgb",
+    "to_uint8",
     "write_image",
     "WRITABLE_EXTENSIONS",
 ]
@@ -98,6 +99,13 @@ class LoadedImage:
         if self.alpha is not None:
             color = np.concatenate([color, self.alpha[..., None]], axis=2)
         return color[..., 0] if color.shape[2] == 1 else color
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """``uint16`` -> ``uint8`` by rounding (``x / 257``); ``uint8`` is returned unchanged."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def max_pixels_limit(max_pixels: int | None = None) -> int:
@@ -449,7 +457,7 @@ def _encode(arr: np.ndarray, fmt: str, quality: int | None, name: str) -> bytes:
     if arr.dtype == np.uint16:
         if fmt == "PNG":
             return _encode_png16(arr, channels, name)
-        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        arr = to_uint8(arr)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
     im = Image.fromarray(np.ascontiguousarray(arr), mode=mode)
     buf = _io.BytesIO()

@@ -47,7 +47,7 @@ from tqdm import tqdm
 from deepclarity.degrade import RESIZE_METHODS, jpeg, mosaic, pixelate, resize
 from deepclarity.detect import CROP_SIZE, METHODS, crop_features
 from deepclarity.evaluate import IMAGE_EXTENSIONS, default_data_dir
-from deepclarity.io import read_image
+from deepclarity.io import read_image, to_uint8
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
 from deepclarity.runtime import configure_threads
 
@@ -73,9 +73,7 @@ def is_validation(path: Path, data: Path) -> bool:
 def load_images(paths: list[Path], desc: str) -> list[np.ndarray]:
     out = []
     for p in tqdm(paths, desc=f"loading {desc}", unit="img", leave=False):
-        img = read_image(p)
-        px = img.pixels if img.pixels.dtype == np.uint8 else (img.pixels >> 8).astype(np.uint8)
-        out.append(px)
+        out.append(to_uint8(read_image(p).pixels))
     return out
 
 
