@@ -55,9 +55,9 @@ def _sample_photos(data: str | None) -> list[np.ndarray]:
     from .io import read_rgb
 
     if data:
-        from .evaluate import IMAGE_EXTENSIONS
+        from .io import list_images
 
-        files = sorted(p for p in Path(data).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:8]
+        files = list_images(data, recursive=True)[:8]
         if not files:
             raise DeepClarityError(f"--data {data}: no images found")
         return [read_rgb(f) for f in files]

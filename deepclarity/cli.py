@@ -39,14 +39,13 @@ def expand_inputs(paths: Sequence[str], recursive: bool) -> list[Path]:
     Files are kept whatever their extension (a bad one gets its own error record); inside folders
     only image extensions count. Order: as given, folder contents sorted; duplicates dropped.
     """
-    from .evaluate import IMAGE_EXTENSIONS
+    from .io import list_images
 
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            walker = path.rglob("*") if recursive else path.glob("*")
-            out.extend(sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+            out.extend(list_images(path, recursive=recursive))
         else:
             out.append(path)
     return list(dict.fromkeys(out))

@@ -19,12 +19,11 @@ from tqdm import tqdm
 
 from .degrade import imresize
 from .errors import DeepClarityError, ImageError
-from .io import read_image, to_uint8
+from .io import list_images, read_image, to_uint8
 from .metrics import lpips, lpips_available, psnr_y, ssim_y
 
 __all__ = [
     "BENCHMARK_SETS",
-    "IMAGE_EXTENSIONS",
     "default_data_dir",
     "find_benchmark_sets",
     "make_upscaler",
@@ -35,7 +34,6 @@ __all__ = [
 
 #: The standard sets in the order papers report them.
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Kodak24", "McMaster18")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
 
@@ -44,10 +42,6 @@ def default_data_dir() -> Path:
     """``$DEEPCLARITY_DATA``, else ``../shared/datasets`` beside the repository."""
     env = os.environ.get("DEEPCLARITY_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def find_benchmark_sets(paths: Iterable[str | os.PathLike]) -> list[tuple[str, list[Path]]]:
@@ -67,11 +61,11 @@ def find_benchmark_sets(paths: Iterable[str | os.PathLike]) -> list[tuple[str, l
             raise DeepClarityError(f"--data {root}: no such folder")
         if (root / "benchmark").is_dir():
             root = root / "benchmark"
-        direct = _images_in(root)
+        direct = list_images(root)
         if direct:
             found[root.name] = direct
             continue
-        subsets = {d.name: _images_in(d) for d in sorted(root.iterdir()) if d.is_dir()}
+        subsets = {d.name: list_images(d) for d in sorted(root.iterdir()) if d.is_dir()}
         subsets = {k: v for k, v in subsets.items() if v}
         if not subsets:
             raise DeepClarityError(f"--data {root}: no images found (expected a folder of images "

@@ -30,6 +30,8 @@ from .files import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "list_images",
     "LoadedImage",
     "ImageSource",
     "max_pixels_limit",
@@ -51,6 +53,9 @@ READABLE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "
 # Pillow refuses images above 2 * Image.MAX_IMAGE_PIXELS inside Image.open. Our own limit is checked
 # from the header first; when a caller sets it higher, Pillow's cap is lifted for that open only.
 _pillow_cap_lock = threading.Lock()
+
+#: File extensions treated as images when a folder is listed (a file named explicitly is always tried).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 #: Output extension -> Pillow format name.
 WRITABLE_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -99,6 +104,14 @@ class LoadedImage:
         if self.alpha is not None:
             color = np.concatenate([color, self.alpha[..., None]], axis=2)
         return color[..., 0] if color.shape[2] == 1 else color
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (by :data:`IMAGE_EXTENSIONS`; sub-folders too when
+    ``recursive``), sorted by path so every caller sees the same order."""
+    folder = Path(folder)
+    walker = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ runs the detector, and picks the lowest threshold whose false-positive rate ther
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -25,11 +24,10 @@ from tqdm import tqdm
 
 from eval_detect import SLICES, build_variant, slice_rng
 from deepclarity.detect import METHODS, Detector, to_uint8
-from deepclarity.evaluate import IMAGE_EXTENSIONS, default_data_dir
-from deepclarity.files import atomic_write
-from deepclarity.io import read_image
+from deepclarity.evaluate import default_data_dir
+from deepclarity.io import list_images, read_image
 from deepclarity.models import get_spec
-from deepclarity.models.weights import card_path, read_card
+from deepclarity.models.weights import read_card, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training"))
@@ -38,7 +36,7 @@ from train_detector import is_validation  # noqa: E402  (the split is defined on
 
 def validation_photos(data: Path, limit: int) -> list[Path]:
     root = data / "train"
-    photos = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and is_validation(p, data))
+    photos = [p for p in list_images(root, recursive=True) if is_validation(p, data)]
     return photos[:limit] if limit else photos
 
 
@@ -93,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_fpr": args.max_fpr, "at_0.5": rates(probs_a, labels_a, 0.5),
             "at_threshold": rates(probs_a, labels_a, threshold),
         }
-        atomic_write(card_path(spec.weights_path), (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+        write_card(spec.weights_path, card)
         print(f"{method}: threshold {threshold:.4f}; validation at 0.5 {card['calibration']['at_0.5']}; "
               f"at threshold {card['calibration']['at_threshold']}")
     return 0

@@ -46,8 +46,8 @@ from tqdm import tqdm
 
 from deepclarity.degrade import RESIZE_METHODS, jpeg, mosaic, pixelate, resize
 from deepclarity.detect import CROP_SIZE, METHODS, crop_features
-from deepclarity.evaluate import IMAGE_EXTENSIONS, default_data_dir
-from deepclarity.io import read_image, to_uint8
+from deepclarity.evaluate import default_data_dir
+from deepclarity.io import list_images, read_image, to_uint8
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
 from deepclarity.runtime import configure_threads
 
@@ -57,11 +57,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------------------------------ data
 
 
-def list_images(data: Path) -> list[Path]:
+def training_images(data: Path) -> list[Path]:
     root = data / "train"
     if not root.is_dir():
         raise SystemExit(f"train_detector: {root} not found (give --data, the datasets root)")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return list_images(root, recursive=True)
 
 
 def is_validation(path: Path, data: Path) -> bool:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = ckpt_dir / "last.pt", ckpt_dir / "log.csv"
 
-    paths = list_images(args.data)
+    paths = training_images(args.data)
     train_paths = [p for p in paths if not is_validation(p, args.data)]
     val_paths = [p for p in paths if is_validation(p, args.data)]
     if args.limit_images:

@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import ModelError
 from ..files import atomic_write
 
-__all__ = ["card_path", "read_card", "save_weights", "load_weights", "sha256_of", "count_params"]
+__all__ = ["card_path", "read_card", "write_card", "save_weights", "load_weights", "sha256_of", "count_params"]
 
 
 def count_params(model: nn.Module) -> int:
@@ -78,8 +78,13 @@ def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]
         size_mb=round(path.stat().st_size / 1e6, 3),
         stored_dtype="float16" if half else "float32",
     )
-    atomic_write(card_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    write_card(path, full)
     return full
+
+
+def write_card(weights: str | os.PathLike, card: dict[str, Any]) -> Path:
+    """Write ``card`` as the model card beside ``weights`` (atomically, keys sorted)."""
+    return atomic_write(card_path(weights), (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, *, verify: bool = True) -> nn.Module:
