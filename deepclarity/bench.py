@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import DeepClarityError
 
-__all__ = ["hardware", "median_time", "bench_detect", "format_bench"]
+__all__ = ["hardware", "median_time", "bench_detect", "format_bench", "SR_FRAME", "bench_sr", "format_bench_sr"]
 
 
 def hardware(device) -> str:
@@ -137,4 +137,89 @@ def format_bench(result: dict) -> str:
     lines.append(f"  end to end : {e2e['images_per_s']:8.1f} images/s  ({e2e['images']} x {e2e['size']}, "
                  f"{e2e['tiles_per_image']} tiles each; {e2e['includes']})")
     lines.append(f"  median of {result['repeats']} runs after warm-up")
+    return "\n".join(lines)
+
+
+# The prototype's speed setting: a 480x270 frame upscaled x4 to 1920x1080.
+SR_FRAME = (270, 480)
+SR_BENCH_MODELS = ("bicubic", "mobilesr", "minisrresnet", "minisrgan", "mobilesr-seed", "minisrresnet-seed")
+
+
+def _sr_model(name: str):
+    """A generator for timing: the shipped weights when present, else the architecture as
+    initialised (speed does not depend on the weights; the prototype designs have none)."""
+    from .models import create_model, get_spec
+
+    spec = get_spec(name)
+    if spec.task != "sr":
+        raise DeepClarityError(f"{name} is not a super-resolution model")
+    return create_model(name, pretrained=spec.has_weights), spec.has_weights
+
+
+def bench_sr(models: tuple[str, ...] | list[str] = SR_BENCH_MODELS, *, device: str = "auto", repeats: int = 3,
+             frame: tuple[int, int] = SR_FRAME) -> dict:
+    """Seconds per ``frame`` (H, W) input upscaled x4, whole frame at once: always on the CPU
+    (float32, the configured threads) and, where CUDA is present and asked for, in fp16 on the GPU."""
+    import torch
+
+    from .degrade import imresize
+    from .models import count_params
+    from .runtime import inference_mode, prepare_model, select_device
+
+    cuda = select_device(device)
+    devices = [torch.device("cpu")] + ([cuda] if cuda.type == "cuda" else [])
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 256, (*frame, 3), dtype=np.uint8)
+    rows = []
+    for name in models:
+        row: dict = {"model": name, "params": 0, "weights": "n/a", "cpu_s": None, "cuda_fp16_fps": None}
+        if name == "bicubic":
+            row["cpu_s"] = median_time(lambda: imresize(lr, 4), repeats)
+            rows.append(row)
+            continue
+        model, trained = _sr_model(name)
+        row["params"] = count_params(model)
+        row["size_mb_fp32"] = row["params"] * 4 / 1e6
+        row["weights"] = "trained" if trained else "architecture only"
+        for dev in devices:
+            m = prepare_model(model, dev)
+            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(dev)
+            fp16 = dev.type == "cuda"
+            sync = torch.cuda.synchronize if fp16 else None
+
+            def once():
+                with inference_mode(dev, fp16):
+                    m(x)
+
+            seconds = median_time(once, repeats if not fp16 else max(repeats, 10), sync)
+            if fp16:
+                row["cuda_fp16_fps"] = 1.0 / seconds
+            else:
+                row["cpu_s"] = seconds
+        rows.append(row)
+    return {
+        "benchmark": "sr",
+        "frame": f"{frame[1]}x{frame[0]} -> {frame[1] * 4}x{frame[0] * 4}",
+        "cpu": hardware(torch.device("cpu")),
+        "cuda": hardware(cuda) if cuda.type == "cuda" else None,
+        "repeats": repeats,
+        "rows": rows,
+    }
+
+
+def format_bench_sr(result: dict) -> str:
+    """A markdown table: one row per model, CPU seconds/frame and frames/s, CUDA fp16 frames/s."""
+    cuda = result["cuda"]
+    lines = [
+        f"x4 super-resolution, one {result['frame']} frame, whole frame at once; "
+        f"median of {result['repeats']} runs after a warm-up",
+        f"CPU: {result['cpu']}, float32" + (f"; GPU: {cuda}, fp16 autocast" if cuda else "; GPU: none present"),
+        "",
+        "| model | params | weights | CPU s/frame | CPU frames/s | GPU fp16 frames/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        params = f"{r['params']:,}" if r["params"] else "-"
+        gpu = f"{r['cuda_fp16_fps']:.1f}" if r["cuda_fp16_fps"] else "n/a"
+        lines.append(f"| {r['model']} | {params} | {r['weights']} | {r['cpu_s']:.3f} | {1 / r['cpu_s']:.2f} | {gpu} |")
     return "\n".join(lines)

@@ -144,19 +144,102 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def _enhance_inputs(paths: Sequence[str]) -> list[tuple[Path, Path]]:
+    """``(file, path relative to its output folder)`` for every input; folders are searched
+    recursively and their layout is kept under ``-o``."""
+    from .io import list_images
+
+    out: dict[Path, Path] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for f in list_images(path, recursive=True):
+                out.setdefault(f, f.relative_to(path))
+        else:
+            out.setdefault(path, Path(path.name))
+    return list(out.items())
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    """Upscale every input; one record per file; a bad file is reported and the batch goes on."""
+    from tqdm import tqdm
+
+    from .enhance import Upscaler, output_path
+    from .io import read_images, write_image
+
+    items = _enhance_inputs(args.input)
+    if not items:
+        raise DeepClarityError("no input images found")
+    if not (0 < args.outscale <= 16):
+        raise DeepClarityError(f"-s/--outscale must be in (0, 16], got {args.outscale}")
+    outdir = Path(args.output)
+    upscaler = Upscaler(args.model, device=args.device, fp32=args.fp32, tile=args.tile, tile_pad=args.tile_pad)
+    inputs = {f.resolve() for f, _ in items if f.exists()}
+    rel = dict(items)
+    written: dict[Path, Path] = {}
+    records = []
+    show = not args.quiet
+    for path, loaded in tqdm(read_images([f for f, _ in items]), total=len(items), desc="enhance", unit="img",
+                             disable=None if show else True, file=sys.stderr):
+        record = {"input": str(path), "output": None, "status": "error", "model": args.model,
+                  "size": None, "seconds": None, "error": None}
+        try:
+            if isinstance(loaded, DeepClarityError):
+                raise loaded
+            dest = output_path(rel[path], outdir / rel[path].parent, suffix=args.suffix, ext=args.ext,
+                               has_alpha=loaded.alpha is not None)
+            record["output"] = str(dest)
+            target = dest.resolve()
+            if target in inputs:
+                raise DeepClarityError(f"{dest} is an input file; refusing to overwrite it "
+                                       "(use another -o or a --suffix)")
+            if target in written:
+                raise DeepClarityError(f"{dest} was already written for {written[target]} in this run "
+                                       "(use --suffix or --ext to tell them apart)")
+            if args.skip_existing and dest.exists():
+                record["status"] = "skipped"
+                written[target] = path
+                records.append(record)
+                continue
+            result = upscaler.enhance(loaded, outscale=args.outscale, sharpen_amount=args.sharpen)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_image(dest, result.image, source_path=path)
+            written[target] = path
+            record.update(status="written", size=f"{result.image.width}x{result.image.height}",
+                          seconds=round(result.seconds, 3))
+        except DeepClarityError as exc:
+            record["error"] = str(exc)
+        except OSError as exc:
+            record["error"] = f"{record['output'] or path}: {exc.strerror or exc}"
+        records.append(record)
+    columns = ["input", "output", "status", "size", "seconds", "error"]
+    text = _format_records(records, args.format, columns if args.format != "json" else list(records[0]))
+    _write_output(text, args.report)
+    failed = sum(1 for r in records if r["status"] == "error")
+    if failed:
+        print(f"deepclarity: {failed} of {len(records)} inputs failed", file=sys.stderr)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_detect, format_bench
+    from .bench import bench_detect, bench_sr, format_bench, format_bench_sr
 
     if args.bench_command == "detect":
         result = bench_detect(method=args.method, device=args.device, batch=args.batch, images=args.images,
                               repeats=args.repeats, data=args.data)
+        body = format_bench(result)
+    elif args.bench_command == "sr":
+        models = [m.strip().lower() for chunk in args.models for m in chunk.split(",") if m.strip()]
+        result = bench_sr(models, device=args.device, repeats=args.repeats)
+        body = format_bench_sr(result)
     else:  # pragma: no cover - argparse restricts the choices
         raise DeepClarityError(f"unknown benchmark {args.bench_command}")
     command = "deepclarity " + shlex.join(args.argv)
     if args.format == "json":
         text = json.dumps({"command": command, **result}, indent=2)
     else:
-        text = f"`{command}`\n\n```\n{format_bench(result)}\n```" if args.output else format_bench(result)
+        fence = args.bench_command == "detect"
+        text = (f"`{command}`\n\n" + (f"```\n{body}\n```" if fence else body)) if args.output else body
     _write_output(text, args.output)
     return EXIT_OK
 
@@ -223,6 +306,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
 
+    p = sub.add_parser(
+        "enhance", help="upscale images with a super-resolution model (x4, any output scale)",
+        description="Real-ESRGAN-style batch upscaling. Folders are searched recursively and their layout "
+                    "is kept under OUTDIR. Alpha is upscaled separately and kept, 16-bit stays 16-bit, "
+                    "grayscale stays grayscale, EXIF orientation is applied. A bad file is reported and "
+                    "the rest are processed (exit code 1). Inputs are never overwritten.",
+    )
+    p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT", help="image files and/or folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
+    p.add_argument("-m", "--model", choices=["mobilesr", "minisrresnet", "minisrgan", "bicubic"],
+                   default="mobilesr", help="upscaler (default mobilesr; bicubic for reference)")
+    p.add_argument("-s", "--outscale", type=float, default=4.0,
+                   help="output size / input size, any float in (0, 16] (model x4, then resized; default 4)")
+    p.add_argument("-t", "--tile", type=int, default=None,
+                   help="tile side in input pixels (0 = no tiling; default: automatic for large images)")
+    p.add_argument("--tile-pad", type=int, default=16, help="context pixels around each tile (default 16)")
+    p.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default 'out'; '' for none)")
+    p.add_argument("--ext", choices=["auto", "png", "jpg", "webp"], default="auto",
+                   help="output format (auto: as the input when writable, else PNG; PNG when alpha meets JPEG)")
+    p.add_argument("--sharpen", type=float, default=0.0, help="unsharp-mask amount after upscaling (default 0: off)")
+    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a batch)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="report format")
+    p.add_argument("--report", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_enhance)
+
     p_bench = sub.add_parser("bench", help="speed benchmarks (model-only and end-to-end)")
     bench_sub = p_bench.add_subparsers(dest="bench_command", metavar="TASK")
     p = bench_sub.add_parser(
@@ -236,6 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=24, help="1920x1080 JPEGs for the end-to-end figure")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     p.add_argument("--data", metavar="DIR", help="photos to build the JPEGs from (default: scikit-image samples)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_bench)
+    from .bench import SR_BENCH_MODELS  # numpy only: --help stays fast
+
+    p = bench_sub.add_parser(
+        "sr", help="generators: seconds per 480x270 -> 1920x1080 frame on the CPU (and GPU fp16 frames/s)",
+        description="Median of repeated runs after a warm-up, whole frame at once. The CPU figure is always "
+                    "measured (float32, --threads); with a CUDA GPU present, fp16 frames/s too. Models without "
+                    "trained weights (the prototype designs) are timed as initialised.",
+    )
+    p.add_argument("--models", nargs="+", default=list(SR_BENCH_MODELS), metavar="NAME",
+                   help="bicubic and SR models (default: " + " ".join(SR_BENCH_MODELS) + ")")
+    p.add_argument("--device", default="auto", help="auto or cuda adds the GPU figure; cpu only the CPU")
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median reported)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_bench)

@@ -176,12 +176,18 @@ def evaluate_sr(
     return results
 
 
-def format_sr_table(results: list[SetResult], *, scale: int) -> str:
-    """A markdown table: one row per method, one ``PSNR / SSIM[ / LPIPS]`` column per set."""
+def format_sr_table(results: list[SetResult], *, scale: int, facts: dict[str, dict] | None = None) -> str:
+    """A markdown table: one row per method, one ``PSNR / SSIM[ / LPIPS]`` column per set.
+
+    ``facts`` (method -> ``params``, ``size_mb_fp32``, ``cpu_s`` from :func:`deepclarity.bench.bench_sr`)
+    adds the prototype's columns: parameters, size and CPU time per 480x270 -> 1920x1080 frame.
+    The LPIPS column appears whenever LPIPS was asked for; unavailable values read "n/a" and the
+    reason is printed under the table.
+    """
     methods = list(dict.fromkeys(r.method for r in results))
     sets = list(dict.fromkeys(r.dataset for r in results))
     cell = {(r.method, r.dataset): r for r in results}
-    has_lpips = any(r.lpips is not None for r in results)
+    has_lpips = any(r.lpips is not None or (r.lpips_note and r.lpips_note != "not requested") for r in results)
 
     def fmt(r: SetResult) -> str:
         text = f"{r.psnr:.2f} / {r.ssim:.4f}"
@@ -189,15 +195,21 @@ def format_sr_table(results: list[SetResult], *, scale: int) -> str:
             text += f" / {r.lpips:.4f}" if r.lpips is not None else " / n/a"
         return text
 
+    extra = ["params", "MB (fp32)", "CPU s/frame (frames/s)"] if facts else []
     lines = [
         f"x{scale} — PSNR (dB) / SSIM{' / LPIPS' if has_lpips else ''} on Y, {scale} px shaved, "
         "MATLAB bicubic LR",
         "",
-        "| method | " + " | ".join(f"{s} ({cell[(methods[0], s)].images})" for s in sets) + " |",
-        "|---|" + "---|" * len(sets),
+        "| method | " + " | ".join([f"{s} ({cell[(methods[0], s)].images})" for s in sets] + extra) + " |",
+        "|---|" + "---|" * (len(sets) + len(extra)),
     ]
     for m in methods:
         vals = [fmt(cell[(m, s)]) for s in sets]
+        if facts:
+            f = facts.get(m, {})
+            vals += [f"{f['params']:,}" if f.get("params") else "-",
+                     f"{f['size_mb_fp32']:.3f}" if f.get("size_mb_fp32") else "-",
+                     f"{f['cpu_s']:.2f} ({1 / f['cpu_s']:.2f})" if f.get("cpu_s") else "-"]
         lines.append(f"| {m} | " + " | ".join(vals) + " |")
     notes = {r.lpips_note for r in results if r.lpips is None and r.lpips_note and r.lpips_note != "not requested"}
     for note in sorted(notes):

@@ -1,12 +1,16 @@
 #!/usr/bin/env python
-"""Produce the README's super-resolution table: PSNR-Y / SSIM-Y on the published x4 protocol.
+"""Produce the README's super-resolution table: PSNR-Y / SSIM-Y / LPIPS on the published x4 protocol,
+with each model's parameters, size and CPU time per 480x270 -> 1920x1080 frame.
 
     python evaluation/eval_sr.py --models bicubic            # the protocol check
-    python evaluation/eval_sr.py --models bicubic mobilesr minisrresnet minisrgan
+    python evaluation/eval_sr.py --models bicubic mobilesr minisrresnet minisrgan --crops
 
-Writes ``evaluation/results/sr.json`` (every per-image value) and ``evaluation/results/sr.md``
-(the table, with the command that made it). Models without trained weights are refused, not
-skipped, so a table never silently lacks a row.
+Writes ``evaluation/results/<name>.json`` (every per-image value, the speed rows) and
+``evaluation/results/<name>.md`` (the table, with the command that made it); with ``--crops``, also
+side-by-side crops (input, bicubic, each model, ground truth) of scikit-image's bundled photos as
+``evaluation/results/sr_crops_<photo>.png`` for the README (the benchmark images are research data
+and are not shipped). Models without trained weights are refused, not skipped, so a table never
+silently lacks a row. LPIPS reads "n/a" with the reason when its backbone is not cached.
 """
 
 from __future__ import annotations
@@ -18,13 +22,53 @@ import shlex
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from deepclarity import __version__
-from deepclarity.evaluate import default_data_dir, evaluate_sr, find_benchmark_sets, format_sr_table
+from deepclarity.bench import bench_sr
+from deepclarity.degrade import imresize
+from deepclarity.evaluate import default_data_dir, evaluate_sr, find_benchmark_sets, format_sr_table, make_upscaler
 from deepclarity.files import atomic_write
+from deepclarity.io import write_image
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+# (scikit-image sample, HR crop box y0, x0, side): detailed regions, HR side a multiple of 4.
+CROP_PHOTOS = {"astronaut": (40, 140, 160), "coffee": (120, 190, 160), "chelsea": (60, 150, 160)}
+CROP_ZOOM = 2
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    """``tile`` with a white caption band underneath."""
+    band = np.full((22, tile.shape[1], 3), 255, np.uint8)
+    cv2.putText(band, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([tile, band], axis=0)
+
+
+def side_by_side_crops(methods: list[str], device: str) -> list[Path]:
+    """For each photo in :data:`CROP_PHOTOS`: LR by MATLAB bicubic /4, every method x4, one strip
+    ``input (nearest) | methods... | ground truth``, each crop enlarged x2 (nearest) for viewing."""
+    from skimage import data as skdata
+
+    upscalers = {m: make_upscaler(m, 4, device=device) for m in methods}
+    written = []
+    for name, (y0, x0, side) in CROP_PHOTOS.items():
+        photo = getattr(skdata, name)()
+        hr = photo[y0:y0 + side, x0:x0 + side]
+        lr = imresize(hr, 0.25)
+        tiles = [("input x4 (nearest)", cv2.resize(lr, (side, side), interpolation=cv2.INTER_NEAREST))]
+        tiles += [(m, upscalers[m](lr)) for m in methods]
+        tiles.append(("ground truth", hr))
+        zoom = [_label(cv2.resize(t, (side * CROP_ZOOM,) * 2, interpolation=cv2.INTER_NEAREST), text)
+                for text, t in tiles]
+        gap = np.full((zoom[0].shape[0], 4, 3), 255, np.uint8)
+        strip = np.concatenate([x for z in zoom for x in (z, gap)][:-1], axis=1)
+        path = RESULTS / f"sr_crops_{name}.png"
+        write_image(path, strip)
+        written.append(path)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=None, help="subset of sets (default: all found)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--lpips", action="store_true", help="add LPIPS (needs the cached AlexNet backbone)")
+    parser.add_argument("--lpips", action=argparse.BooleanOptionalAction, default=True,
+                        help="LPIPS column (n/a with the reason unless the AlexNet backbone is cached)")
+    parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True,
+                        help="params, size and CPU s/frame columns (deepclarity.bench.bench_sr)")
+    parser.add_argument("--crops", action="store_true", help="also write the side-by-side crop PNGs")
     parser.add_argument("--name", default="sr", help="output file stem in evaluation/results/")
     args = parser.parse_args(argv)
 
@@ -43,17 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.sets:
         sets = [(n, f) for n, f in sets if n in set(args.sets)]
     results = evaluate_sr(sets, args.models, scale=args.scale, device=args.device, with_lpips=args.lpips)
+    speed = bench_sr(args.models, device="cpu") if args.speed and args.scale == 4 else None
+    facts = {r["model"]: r for r in speed["rows"]} if speed else None
     command = "python evaluation/eval_sr.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     env = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "
            f"{torch.get_num_threads()} CPU threads, device {args.device}")
-    table = format_sr_table(results, scale=args.scale)
+    if speed:
+        env += f"; speed: {speed['cpu']}, float32, one {speed['frame']} frame, median of {speed['repeats']} runs"
+    table = format_sr_table(results, scale=args.scale, facts=facts)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(RESULTS / f"{args.name}.md", f"`{command}`\n\n{table}\n\n{env}\n".encode())
     report = {"command": command, "environment": env, "scale": args.scale,
-              "results": [r.to_dict() for r in results]}
+              "results": [r.to_dict() for r in results], "speed": speed}
     atomic_write(RESULTS / f"{args.name}.json", (json.dumps(report, indent=2) + "\n").encode())
     print(table)
     print(f"\nwritten: {RESULTS / (args.name + '.md')}, {RESULTS / (args.name + '.json')}")
+    if args.crops:
+        for path in side_by_side_crops(args.models, args.device):
+            print(f"written: {path}")
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import math
 import os
 import shlex
@@ -47,34 +46,16 @@ from tqdm import tqdm
 from deepclarity.degrade import RESIZE_METHODS, jpeg, mosaic, pixelate, resize
 from deepclarity.detect import CROP_SIZE, METHODS, crop_features
 from deepclarity.evaluate import default_data_dir
-from deepclarity.io import list_images, read_image, to_uint8
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
 from deepclarity.runtime import configure_threads
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import FromStep, is_validation, load_images, lr_at, training_images  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------ data
-
-
-def training_images(data: Path) -> list[Path]:
-    root = data / "train"
-    if not root.is_dir():
-        raise SystemExit(f"train_detector: {root} not found (give --data, the datasets root)")
-    return list_images(root, recursive=True)
-
-
-def is_validation(path: Path, data: Path) -> bool:
-    """Split by image, stably: ~10% of files (by a hash of their relative path) are validation."""
-    rel = path.relative_to(data).as_posix()
-    return int(hashlib.sha1(rel.encode()).hexdigest(), 16) % 10 == 0
-
-
-def load_images(paths: list[Path], desc: str) -> list[np.ndarray]:
-    out = []
-    for p in tqdm(paths, desc=f"loading {desc}", unit="img", leave=False):
-        out.append(to_uint8(read_image(p).pixels))
-    return out
 
 
 @dataclass
@@ -180,19 +161,6 @@ class SynthDataset(Dataset):
         return torch.from_numpy(crop_features(sample.crop, self.kind)), sample.label
 
 
-class FromStep(torch.utils.data.Sampler):
-    """Indices ``start, start+1, ...``: resuming at step k continues with the same samples."""
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-
-    def __iter__(self):
-        i = self.start
-        while True:
-            yield i
-            i += 1
-
-
 def validation_set(images: list[np.ndarray], kind: str, seed: int, per_image: int) -> tuple[torch.Tensor, torch.Tensor]:
     feats, labels = [], []
     for n, img in enumerate(images):
@@ -220,13 +188,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
 
 
 # -------------------------------------------------------------------------------------- training
-
-
-def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,9 @@ class MobileSR(nn.Module):
         self.head = conv(3, channels, 3)
         self.body = nn.Sequential(*[InvertedResidual(channels, expansion) for _ in range(blocks)])
         self.tail = nn.Sequential(conv(channels, 3 * scale * scale, 3), nn.PixelShuffle(scale))
+        # An untrained net starts as its bilinear path (~bicubic quality), not as noise.
+        self.tail[0].weight.data.mul_(0.1)
+        self.tail[0].bias.data.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
         feat = self.head(x)

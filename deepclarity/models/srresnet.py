@@ -33,6 +33,9 @@ class MiniSRResNet(nn.Module):
         self.fuse = nn.Sequential(*fuse)
         self.up = nn.Sequential(PixelShuffleUp(channels), PixelShuffleUp(channels))
         self.tail = conv(channels, 3, 3)
+        if bicubic_skip and not tanh_output:  # an untrained net starts as its bicubic path
+            self.tail.weight.data.mul_(0.1)
+            self.tail.bias.data.zero_()
 
     @classmethod
     def seed(cls) -> "MiniSRResNet":

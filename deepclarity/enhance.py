@@ -1,0 +1,212 @@
+"""Super-resolution of whole images: one place for the plumbing every front end needs.
+
+:class:`Upscaler` wraps a x4 generator (or MATLAB bicubic, for reference) and handles what real
+files bring, Real-ESRGAN-style, so the CLI, the apps and the restoration pipeline get it for free:
+
+* any output scale (the model's x4, then a resize to ``outscale``);
+* alpha upscaled separately (bicubic) and kept; 16-bit stays 16-bit; grayscale stays grayscale;
+  EXIF orientation is applied when the file is read (:mod:`deepclarity.io`);
+* tiling with context padding (:func:`deepclarity.runtime.run_model`), chosen automatically for
+  large inputs so memory stays bounded;
+* an optional unsharp-mask sharpening of the result (the prototype's "sharpen" option).
+
+Models are loaded once per (name, device, dtype) and shared (:func:`load_upscaler`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .degrade import imresize
+from .errors import DeepClarityError, ImageError
+from .io import LoadedImage, read_image
+
+__all__ = ["UPSCALERS", "DEFAULT_UPSCALER", "AUTO_TILE", "MAX_OUTPUT_PIXELS", "Upscaler", "Enhanced",
+           "load_upscaler", "sharpen", "resize_to", "output_path"]
+
+UPSCALERS = ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+DEFAULT_UPSCALER = "mobilesr"
+SCALE = 4
+# Inputs with more pixels than AUTO_TILE**2 are run in AUTO_TILE x AUTO_TILE tiles: MiniSRResNet's
+# last stage holds 64 channels at 4x resolution, ~4 GB of float32 for a 1000x1000 input.
+AUTO_TILE = 256
+MAX_OUTSCALE = 16.0
+# Largest result by default: the float32 output alone is 12 bytes a pixel before it becomes uint8.
+MAX_OUTPUT_PIXELS = 200_000_000
+
+
+def sharpen(img: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
+    """Unsharp mask: ``img + amount * (img - blur(img))``; ``amount`` 0 returns ``img`` unchanged.
+
+    ``img``: ``HxW`` or ``HxWxC`` ``uint8``/``uint16``; the result has the same shape and dtype.
+    """
+    if amount <= 0:
+        return img
+    top = np.iinfo(img.dtype).max
+    f = img.astype(np.float32)
+    out = f + amount * (f - cv2.GaussianBlur(f, (0, 0), sigma))
+    return np.clip(np.rint(out), 0, top).astype(img.dtype)
+
+
+def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``img`` (any channels, ``uint8``/``uint16``) to ``height x width``: area averaging when
+    shrinking, Lanczos when enlarging (Real-ESRGAN's choice for ``--outscale``)."""
+    h, w = img.shape[:2]
+    if (h, w) == (height, width):
+        return img
+    shrink = height * width < h * w
+    out = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+    return out.reshape((height, width) + img.shape[2:]) if img.ndim == 3 and out.ndim == 2 else out
+
+
+@dataclass
+class Enhanced:
+    """The result of :meth:`Upscaler.enhance`.
+
+    Attributes:
+        image: the upscaled image, written back in kind by :func:`deepclarity.io.write_image`
+            (gray stays gray, alpha kept, 16-bit kept); ``image.path`` is ``None``.
+        model: which upscaler made it.
+        outscale: output size / input size.
+        tile: tile side used (0 = whole image).
+        seconds: wall time of the upscaling.
+    """
+
+    image: LoadedImage
+    model: str
+    outscale: float
+    tile: int
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+class Upscaler:
+    """A x4 generator (or ``"bicubic"``) with the image plumbing around it.
+
+    Args:
+        model: one of :data:`UPSCALERS` (or any registered x4 SR model).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        fp32: no fp16 autocast on CUDA.
+        tile: tile side in input pixels; ``None`` = automatic (:data:`AUTO_TILE` for large
+            inputs), 0 = never tile.
+        tile_pad: context read around each tile and then discarded.
+        weights: a weight file instead of the shipped one.
+    """
+
+    def __init__(self, model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
+                 tile: int | None = None, tile_pad: int = 16, weights: str | os.PathLike | None = None) -> None:
+        from .runtime import select_device, use_fp16
+
+        self.name = model.lower()
+        self.device = select_device(device)
+        self.fp16 = use_fp16(self.device, fp32)
+        if tile is not None and tile < 0:
+            raise DeepClarityError(f"tile must be >= 0, got {tile}")
+        if tile_pad < 0:
+            raise DeepClarityError(f"tile_pad must be >= 0, got {tile_pad}")
+        self.tile, self.tile_pad = tile, tile_pad
+        self.model = None
+        if self.name != "bicubic":
+            from .models import create_model, get_spec
+            from .runtime import prepare_model
+
+            spec = get_spec(self.name)
+            if spec.task != "sr" or spec.scale != SCALE:
+                raise DeepClarityError(f"{self.name} is not a x{SCALE} super-resolution model")
+            self.model = prepare_model(create_model(self.name, weights=weights), self.device)
+        self._lock = threading.Lock()  # one forward pass at a time per model (apps share it)
+
+    def tile_for(self, height: int, width: int) -> int:
+        """The tile side used for an input of ``height x width``."""
+        if self.tile is not None:
+            return self.tile
+        return AUTO_TILE if height * width > AUTO_TILE * AUTO_TILE else 0
+
+    def upscale_array(self, img: np.ndarray) -> np.ndarray:
+        """x4 of ``HxWx3`` ``uint8``/``uint16`` RGB -> ``4Hx4Wx3``, same dtype."""
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype not in (np.uint8, np.uint16):
+            raise ImageError(f"expected HxWx3 uint8/uint16 RGB, got {img.shape} {img.dtype}")
+        if self.model is None:
+            return imresize(img, SCALE)
+        from .runtime import image_to_tensor, run_model, tensor_to_image
+
+        x = image_to_tensor(img)
+        with self._lock:
+            out = run_model(self.model, x, scale=SCALE, device=self.device, fp16=self.fp16,
+                            tile=self.tile_for(*img.shape[:2]), tile_pad=self.tile_pad)
+        return tensor_to_image(out, img.dtype)
+
+    def enhance(self, image: LoadedImage | np.ndarray | str | os.PathLike, *, outscale: float = SCALE,
+                sharpen_amount: float = 0.0, max_output_pixels: int | None = MAX_OUTPUT_PIXELS) -> Enhanced:
+        """Upscale ``image`` by ``outscale`` (model x4, then resized), keeping alpha, bit depth and
+        grayscale.
+
+        Args:
+            image: a :class:`LoadedImage`, a path, bytes or an array (read by :func:`read_image`).
+            outscale: output size / input size, in (0, :data:`MAX_OUTSCALE`]; the output is
+                ``round(H * outscale) x round(W * outscale)``.
+            sharpen_amount: unsharp-mask strength after upscaling (0 = off).
+            max_output_pixels: refuse (``ImageError``) results larger than this (``None``: no limit).
+
+        Raises:
+            ImageError: unreadable input, or an output too large or empty.
+        """
+        loaded = image if isinstance(image, LoadedImage) else read_image(image)
+        if not (0 < outscale <= MAX_OUTSCALE) or not np.isfinite(outscale):
+            raise DeepClarityError(f"outscale must be in (0, {MAX_OUTSCALE:g}], got {outscale}")
+        h, w = loaded.height, loaded.width
+        out_h, out_w = max(1, round(h * outscale)), max(1, round(w * outscale))
+        if max_output_pixels and out_h * out_w > max_output_pixels:
+            raise ImageError(f"{loaded.source}: the result would be {out_w}x{out_h} "
+                             f"({out_w * out_h / 1e6:.1f} MP), over the limit of {max_output_pixels / 1e6:.1f} MP")
+        t0 = time.perf_counter()
+        pixels = loaded.pixels
+        if loaded.grayscale:  # one channel through the model, replicated: no colour can appear
+            pixels = np.repeat(pixels[..., :1], 3, axis=2)
+        up = resize_to(self.upscale_array(pixels), out_h, out_w)
+        if False:
+            up = np.repeat(np.round(up.astype(np.float32).mean(axis=2, keepdims=True)).astype(up.dtype), 3, axis=2)
+        up = sharpen(up, sharpen_amount)
+        alpha = None
+        if loaded.alpha is not None:
+            alpha = cv2.resize(loaded.alpha, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+        result = replace(loaded, pixels=np.ascontiguousarray(up), alpha=alpha, path=None)
+        return Enhanced(result, self.name, outscale, self.tile_for(h, w), time.perf_counter() - t0)
+
+
+_UPSCALERS: dict[tuple, Upscaler] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_upscaler(model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
+                  tile: int | None = None, tile_pad: int = 16) -> Upscaler:
+    """A shared :class:`Upscaler`: each model is loaded once per process (the apps call this per
+    request)."""
+    key = (model.lower(), device, fp32, tile, tile_pad)
+    with _CACHE_LOCK:
+        if key not in _UPSCALERS:
+            _UPSCALERS[key] = Upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
+        return _UPSCALERS[key]
+
+
+def output_path(src: Path, outdir: Path, *, suffix: str, ext: str = "auto", has_alpha: bool = False) -> Path:
+    """Where ``enhance``/``restore`` write the result of ``src``: ``outdir/<stem>[_suffix].<ext>``.
+
+    ``ext`` ``"auto"`` keeps the input's extension when it is writable (PNG, JPEG, WebP) and
+    otherwise uses PNG; alpha forces PNG when the extension cannot hold it (JPEG).
+    """
+    from .io import WRITABLE_EXTENSIONS
+
+    if ext == "auto":
+        ext = src.suffix.lower().lstrip(".") if src.suffix.lower() in WRITABLE_EXTENSIONS else "png"
+        if has_alpha and ext in ("jpg", "jpeg"):
+            ext = "png"
+    stem = f"{src.stem}_{suffix}" if suffix else src.stem
+    return outdir / f"{stem}.{ext}"
