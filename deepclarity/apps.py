@@ -1,4 +1,4 @@
-"""Gradio front ends. ``detect_app.py`` (and later ``correct_app.py``) only parse, build and launch.
+"""Gradio front ends. ``detect_app.py`` and ``correct_app.py`` only parse, build and launch.
 
 Two layers:
 
@@ -11,6 +11,9 @@ Two layers:
 * **The detection app**: :func:`detect_images` does the work (a plain function, testable without a
   server), :func:`overlay_region_map` draws the region map, :func:`build_detect_app` lays out the
   ``gr.Blocks``.
+* **The correction (super-resolution) app**: :func:`enhance_image` does the work,
+  :func:`comparison_pair` makes the before/after slider's images, :func:`build_correct_app` lays
+  out the ``gr.Blocks``.
 
 Conventions (``DESIGN.md`` section 4): bind 127.0.0.1 unless told otherwise, every event goes
 through the queue with a concurrency limit, uploads have a size limit, the API is public so
@@ -27,6 +30,7 @@ import argparse
 import html
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -38,11 +42,15 @@ from .errors import DeepClarityError
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
 
+    from .io import LoadedImage
+
 __all__ = [
     "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_MAX_FILE_SIZE", "EXAMPLES_DIR", "METHOD_LABELS",
     "add_server_arguments", "parse_app_args", "apply_runtime_args", "launch_kwargs", "queue_kwargs", "launch_app",
     "user_error", "example_files", "overlay_region_map", "DetectRow", "detect_images",
     "summary_markdown", "build_detect_app",
+    "CORRECT_MAX_OUTPUT_PIXELS", "CORRECT_MAX_INPUT_PIXELS", "UPSCALER_LABELS", "upscaler_description",
+    "download_name", "comparison_pair", "enhance_image", "build_correct_app",
 ]
 
 log = logging.getLogger(__name__)
@@ -524,4 +532,326 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
                      api_name="detect", api_description="Detect pixelation in one or more images.")
         method.change(_calibrated_threshold, inputs=method, outputs=threshold, api_visibility="private",
                       queue=False)
+    return app
+
+
+# ------------------------------------------------------------------------- correction (super-resolution)
+
+#: Largest result the correction app makes (width x height of the output).
+CORRECT_MAX_OUTPUT_PIXELS = 32_000_000
+#: Largest input the correction app reads. The models always run at x4 and the result is then
+#: resized to the chosen scale, so this bounds the x4 intermediate (float32 on the CPU) as well:
+#: 2 MP in -> 32 MP at x4, whatever the output scale.
+CORRECT_MAX_INPUT_PIXELS = 2_000_000
+#: Output-scale slider: range, step and default.
+OUTSCALE_MIN, OUTSCALE_MAX, OUTSCALE_STEP, DEFAULT_OUTSCALE = 1.0, 8.0, 0.5, 4.0
+#: Sharpening (unsharp-mask amount) slider range; 0 = off.
+SHARPEN_MAX = 2.0
+#: Temporary output folders older than this (seconds) are removed by later requests. Gradio copies
+#: each returned file into its own cache, so ours is only needed until the response is sent.
+OUTPUT_TTL_S = 3600.0
+#: Longest file stem kept in the download's name (the rest of the name must still fit).
+_MAX_STEM = 100
+
+#: Upscaler -> what the UI calls it.
+UPSCALER_LABELS = {
+    "mobilesr": "MobileSR (default)",
+    "minisrresnet": "MiniSRResNet",
+    "minisrgan": "MiniSRGAN",
+    "bicubic": "Bicubic (reference)",
+}
+_BICUBIC_DESCRIPTION = "MATLAB-style bicubic, for reference"
+
+_output_dirs: list[tuple[float, Path]] = []  # (created, folder) made by this process
+_output_lock = threading.Lock()
+
+
+def upscaler_description(name: str) -> str:
+    """One line about an upscaler: the model registry's description (bicubic has none there)."""
+    if name == "bicubic":
+        return _BICUBIC_DESCRIPTION
+    from .models import get_spec
+
+    try:
+        return get_spec(name).description
+    except DeepClarityError:
+        return ""
+
+
+def _fresh_output_dir() -> Path:
+    """A new temporary folder for one result; folders this process made more than
+    :data:`OUTPUT_TTL_S` ago are removed first (disk stays bounded on a long-running server)."""
+    import shutil
+    import tempfile
+    import time
+
+    now = time.time()
+    with _output_lock:
+        keep = []
+        for created, folder in _output_dirs:
+            if now - created > OUTPUT_TTL_S:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                keep.append((created, folder))
+        folder = Path(tempfile.mkdtemp(prefix="deepclarity-correct-"))
+        keep.append((now, folder))
+        _output_dirs[:] = keep
+    return folder
+
+
+def _scale_tag(outscale: float) -> str:
+    """``4.0`` -> ``"4"``, ``2.5`` -> ``"2.5"`` (for file names)."""
+    return f"{outscale:g}"
+
+
+def download_name(upload_name: str, model: str, outscale: float) -> str:
+    """``<original-stem>_<model>_x<scale>.png`` (the stem shortened when very long)."""
+    stem = Path(upload_name).stem[:_MAX_STEM] or "image"
+    return f"{stem}_{model}_x{_scale_tag(outscale)}.png"
+
+
+def _display_rgb(img: "LoadedImage") -> np.ndarray:
+    """``HxWx3`` (or ``HxWx4`` with alpha) ``uint8`` for the browser."""
+    from .io import to_uint8
+
+    pixels = to_uint8(img.pixels)
+    if img.alpha is not None:
+        pixels = np.concatenate([pixels, to_uint8(img.alpha)[..., None]], axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def comparison_pair(original: "LoadedImage", result: "LoadedImage", *,
+                    max_side: int | None = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """The before/after slider's two images, of equal size: the input enlarged with
+    nearest-neighbour (its real pixels, no smoothing) next to the result.
+
+    Both are the result's size, or smaller so the longest side is at most ``max_side`` (display
+    only: the download is always full resolution). ``uint8``, ``HxWx3`` or ``HxWx4`` (alpha kept).
+    """
+    import cv2
+
+    h, w = result.height, result.width
+    if max_side and max(h, w) > max_side:
+        f = max_side / max(h, w)
+        h, w = max(1, round(h * f)), max(1, round(w * f))
+    after = _display_rgb(result)
+    if after.shape[:2] != (h, w):
+        after = cv2.resize(after, (w, h), interpolation=cv2.INTER_AREA)
+    before = cv2.resize(_display_rgb(original), (w, h), interpolation=cv2.INTER_NEAREST)
+    return before, after
+
+
+def _as_float(value: Any, what: str, lo: float, hi: float, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise user_error(f"The {what} must be a number in [{lo:g}, {hi:g}], got {value!r}.") from None
+    if not (lo <= out <= hi):  # also refuses NaN
+        raise user_error(f"The {what} must be in [{lo:g}, {hi:g}], got {value}.")
+    return out
+
+
+def _describe(img: "LoadedImage") -> str:
+    kind = "gray" if img.grayscale else "RGB"
+    if img.alpha is not None:
+        kind += "A" if kind == "RGB" else "+alpha"
+    return f"{img.width}×{img.height}, {kind}, {img.bit_depth}-bit"
+
+
+def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_OUTSCALE,
+                  sharpen: float = 0.0, *, device: str = "auto",
+                  max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
+                  max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS,
+                  display_max_side: int | None = DISPLAY_MAX_SIDE,
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
+    """Upscale one uploaded image: the correction app's one event.
+
+    The file is read with :func:`deepclarity.io.read_image` and upscaled by
+    :meth:`deepclarity.enhance.Upscaler.enhance` (models load once and are shared; large inputs
+    are tiled there). The full-resolution result is written as PNG to a fresh temporary folder as
+    ``<original-stem>_<model>_x<scale>.png``, in kind: alpha, 16-bit and grayscale are kept.
+
+    Args:
+        file: the upload's path (what ``gr.File(type="filepath")`` hands over).
+        model: one of :data:`deepclarity.enhance.UPSCALERS`.
+        outscale: output size / input size, in [:data:`OUTSCALE_MIN`, :data:`OUTSCALE_MAX`].
+        sharpen: unsharp-mask amount in [0, :data:`SHARPEN_MAX`]; 0 = off.
+        device: passed to :func:`deepclarity.enhance.load_upscaler`.
+        max_output_pixels: larger results are refused with a clear message.
+        max_input_pixels: larger inputs are refused (checked from the file header).
+        display_max_side: the slider's images are downscaled to this longest side (``None``: never).
+
+    Returns:
+        ``((before, after), download_path, info_markdown)``: the slider's pair (``uint8`` arrays of
+        equal size), the PNG's path, and a Markdown summary.
+
+    Raises:
+        gr.Error: no upload, bad parameters, an unreadable file, a result over the limit, or a
+            model that cannot be loaded (e.g. its weights are missing) — always one line.
+    """
+    from .enhance import UPSCALERS, load_upscaler
+    from .io import read_image, write_image
+
+    paths = _upload_paths(file)
+    if not paths:
+        raise user_error("Upload an image first.")
+    if len(paths) > 1:
+        raise user_error("Upload one image at a time.")
+    path = paths[0]
+    name = path.name or "image"
+    key = str(model or "").strip().lower()
+    if key not in UPSCALERS:
+        raise user_error(f"Unknown model {model!r}: use one of {', '.join(UPSCALERS)}.")
+    outscale = _as_float(outscale, "output scale", OUTSCALE_MIN, OUTSCALE_MAX, DEFAULT_OUTSCALE)
+    sharpen = _as_float(sharpen, "sharpening amount", 0.0, SHARPEN_MAX, 0.0)
+    label = UPSCALER_LABELS[key]
+
+    def clean(exc: BaseException) -> str:  # the server-side upload path -> the file's own name
+        return " ".join(str(exc).replace(str(path), name).split())
+
+    try:
+        upscaler = load_upscaler(key, device=device)
+    except DeepClarityError as exc:
+        raise user_error(f"{label} is unavailable: {exc}") from None
+    try:
+        loaded = read_image(path, max_pixels=max_input_pixels)
+        result = upscaler.enhance(loaded, outscale=outscale, sharpen_amount=sharpen,
+                                  max_output_pixels=max_output_pixels)
+    except DeepClarityError as exc:
+        raise user_error(clean(exc)) from None
+    except Exception as exc:  # a library bug or out of memory: one line here, the traceback in the log
+        log.exception("enhancing %s with %s failed", path, key)
+        raise user_error(f"{name}: upscaling failed unexpectedly ({type(exc).__name__}); "
+                         "see the server log.") from None
+
+    folder = _fresh_output_dir()
+    dest = folder / download_name(name, key, outscale)
+    try:
+        write_image(dest, result.image, source_path=path)
+    except DeepClarityError as exc:
+        raise user_error(f"Could not save the result: {clean(exc)}") from None
+
+    before, after = comparison_pair(loaded, result.image, max_side=display_max_side)
+    out = result.image
+    lines = [
+        f"**{_md(name)}** ({_describe(loaded)}) → **{out.width}×{out.height}** "
+        f"(×{_scale_tag(outscale)}) with **{_md(label)}** in {result.seconds:.2f} s"
+        + (f", tiled {result.tile} px" if result.tile else "")
+        + (f", sharpened {sharpen:g}" if sharpen > 0 else "") + ".",
+        "",
+        f"Download: **{_md(dest.name)}**, full resolution, lossless PNG ({_describe(out)}).",
+    ]
+    if before.shape[:2] != (out.height, out.width):
+        lines += ["", f"The slider shows a {before.shape[1]}×{before.shape[0]} preview; "
+                      "the download is full size."]
+    return (before, after), str(dest), "\n".join(lines)
+
+
+def _upscaler_status(device: str, preload: bool) -> list[str]:
+    """One message per upscaler that cannot be used (load the usable ones if ``preload``)."""
+    from .enhance import UPSCALERS, load_upscaler
+    from .models import get_spec
+
+    problems = []
+    for name in UPSCALERS:
+        if name == "bicubic":
+            continue
+        spec = get_spec(name)
+        if not spec.has_weights:
+            problems.append(f"**{UPSCALER_LABELS[name]}** is unavailable: no trained weights at "
+                            f"`{spec.weights_path}` (train them with the scripts in `training/`).")
+            continue
+        if preload:
+            try:
+                load_upscaler(name, device=device)
+            except DeepClarityError as exc:
+                problems.append(f"**{UPSCALER_LABELS[name]}** is unavailable: {_md(exc)}")
+    return problems
+
+
+def _mp(pixels: int) -> str:
+    return f"{pixels / 1e6:g} MP"
+
+
+def build_correct_app(*, device: str = "auto", preload: bool = True, examples: bool = True,
+                      max_file_size: str | None = DEFAULT_MAX_FILE_SIZE,
+                      max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
+                      max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS) -> "gr.Blocks":
+    """The correction (super-resolution) app: upload an image, choose the model, the output scale
+    and optional sharpening; compare before/after and download the full-resolution PNG.
+
+    The one event is exposed to the API as ``/enhance`` with inputs
+    ``(file, model, outscale, sharpen)`` and outputs ``((before, after), png_file, info_markdown)``.
+
+    Args:
+        device: compute device for the models (``auto``, ``cpu``, ``cuda``).
+        preload: load the models now (each loads once; a broken weight file is reported on the
+            page instead of on the first request). Missing weights never stop the app.
+        examples: show the example images from ``examples/correct`` (when present).
+        max_file_size: the upload limit given to ``launch`` (only shown on the page here).
+        max_output_pixels: larger results are refused.
+        max_input_pixels: larger inputs are refused.
+    """
+    import gradio as gr
+
+    from .enhance import DEFAULT_UPSCALER, UPSCALERS
+
+    problems = _upscaler_status(device, preload)
+
+    def enhance(file, model, outscale, sharpen):
+        """Upscale one image: before/after pair, the full-resolution PNG and a summary."""
+        return enhance_image(file, model, outscale, sharpen, device=device,
+                             max_output_pixels=max_output_pixels, max_input_pixels=max_input_pixels)
+
+    models_md = "\n".join(f"- **{_md(UPSCALER_LABELS[n])}**: {_md(upscaler_description(n))}"
+                          for n in UPSCALERS)
+    limits = [f"uploads up to {max_file_size}" if max_file_size else None,
+              f"inputs up to {_mp(max_input_pixels)}",
+              f"results up to {_mp(max_output_pixels)}"]
+    limits_md = ("**Limits:** " + "; ".join(x for x in limits if x)
+                 + ". Large inputs are processed in tiles automatically. "
+                   "Formats: PNG, JPEG, WebP, BMP, TIFF, GIF (first frame); alpha, 16-bit and "
+                   "grayscale are kept in the download.")
+
+    with gr.Blocks(title="DeepClarity: super-resolution", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            "# DeepClarity: sharpen up a low-resolution image\n"
+            "Upload an image, choose the model and the output scale, and press **Enhance**. "
+            "Drag the slider to compare the input (enlarged with nearest-neighbour) with the "
+            "result; download the full-resolution PNG below it."
+        )
+        gr.Markdown("\n\n".join(f"⚠️ {p}" for p in problems), visible=bool(problems),
+                    elem_id="model-status")
+        with gr.Row():
+            with gr.Column(scale=1):
+                file = gr.File(label="Image", file_count="single", type="filepath")
+                model = gr.Radio([(UPSCALER_LABELS[n], n) for n in UPSCALERS], value=DEFAULT_UPSCALER,
+                                 label="Model")
+                outscale = gr.Slider(OUTSCALE_MIN, OUTSCALE_MAX, value=DEFAULT_OUTSCALE, step=OUTSCALE_STEP,
+                                     label="Output scale",
+                                     info="output size / input size (the models work at ×4, then resize)")
+                sharpen = gr.Slider(0.0, SHARPEN_MAX, value=0.0, step=0.1, label="Sharpening",
+                                    info="unsharp-mask strength applied to the result (0 = off)")
+                button = gr.Button("Enhance", variant="primary")
+                with gr.Accordion("Models and limits", open=False):
+                    gr.Markdown(models_md + "\n\n" + limits_md, elem_id="models-and-limits")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="Before (nearest-neighbour) / after", format="png",
+                                        type="numpy", interactive=False, buttons=["fullscreen"])
+                download = gr.File(label="Full-resolution PNG", interactive=False)
+                info = gr.Markdown()
+        shipped = example_files(EXAMPLES_DIR / "correct") if examples else []
+        if shipped:
+            gr.Examples(
+                examples=[[str(p), DEFAULT_UPSCALER, DEFAULT_OUTSCALE, 0.0] for p in shipped],
+                inputs=[file, model, outscale, sharpen],
+                example_labels=[p.stem.replace("_", " ") for p in shipped],
+                cache_examples=False,
+                label="Examples (generated by examples/make_examples.py)",
+            )
+        button.click(enhance, inputs=[file, model, outscale, sharpen], outputs=[slider, download, info],
+                     api_name="enhance", api_description="Upscale one image (super-resolution).")
     return app

@@ -144,16 +144,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-def _enhance_inputs(paths: Sequence[str]) -> list[tuple[Path, Path]]:
+def _enhance_inputs(paths: Sequence[str], outdir: Path) -> list[tuple[Path, Path]]:
     """``(file, path relative to its output folder)`` for every input; folders are searched
-    recursively and their layout is kept under ``-o``."""
+    recursively and their layout is kept under ``-o``. Files already under ``outdir`` are left out
+    of folder searches, so ``-i imgs -o imgs/out`` run twice does not upscale its own results."""
     from .io import list_images
 
+    out_root = outdir.resolve()
     out: dict[Path, Path] = {}
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for f in list_images(path, recursive=True):
+                if out_root != path.resolve() and out_root in f.resolve().parents:
+                    continue
                 out.setdefault(f, f.relative_to(path))
         else:
             out.setdefault(path, Path(path.name))
@@ -164,15 +168,17 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     """Upscale every input; one record per file; a bad file is reported and the batch goes on."""
     from tqdm import tqdm
 
-    from .enhance import Upscaler, output_path
+    from .enhance import MAX_OUTSCALE, Upscaler, output_path
     from .io import read_images, write_image
 
-    items = _enhance_inputs(args.input)
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise DeepClarityError(f"-o {outdir}: exists and is not a folder")
+    if not (0 < args.outscale <= MAX_OUTSCALE):
+        raise DeepClarityError(f"-s/--outscale must be in (0, {MAX_OUTSCALE:g}], got {args.outscale}")
+    items = _enhance_inputs(args.input, outdir)
     if not items:
         raise DeepClarityError("no input images found")
-    if not (0 < args.outscale <= 16):
-        raise DeepClarityError(f"-s/--outscale must be in (0, 16], got {args.outscale}")
-    outdir = Path(args.output)
     upscaler = Upscaler(args.model, device=args.device, fp32=args.fp32, tile=args.tile, tile_pad=args.tile_pad)
     inputs = {f.resolve() for f, _ in items if f.exists()}
     rel = dict(items)
@@ -324,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-pad", type=int, default=16, help="context pixels around each tile (default 16)")
     p.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default 'out'; '' for none)")
     p.add_argument("--ext", choices=["auto", "png", "jpg", "webp"], default="auto",
-                   help="output format (auto: as the input when writable, else PNG; PNG when alpha meets JPEG)")
+                   help="output format (auto: as the input when writable, else PNG); images with alpha are "
+                        "written as PNG when the format is jpg")
     p.add_argument("--sharpen", type=float, default=0.0, help="unsharp-mask amount after upscaling (default 0: off)")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a batch)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")

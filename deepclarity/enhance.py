@@ -125,6 +125,8 @@ class Upscaler:
 
     def tile_for(self, height: int, width: int) -> int:
         """The tile side used for an input of ``height x width``."""
+        if self.model is None:  # bicubic never tiles
+            return 0
         if self.tile is not None:
             return self.tile
         return AUTO_TILE if height * width > AUTO_TILE * AUTO_TILE else 0
@@ -158,25 +160,28 @@ class Upscaler:
         Raises:
             ImageError: unreadable input, or an output too large or empty.
         """
-        loaded = image if isinstance(image, LoadedImage) else read_image(image)
-        if not (0 < outscale <= MAX_OUTSCALE) or not np.isfinite(outscale):
+        if not np.isfinite(outscale) or not (0 < outscale <= MAX_OUTSCALE):
             raise DeepClarityError(f"outscale must be in (0, {MAX_OUTSCALE:g}], got {outscale}")
+        loaded = image if isinstance(image, LoadedImage) else read_image(image)
         h, w = loaded.height, loaded.width
         out_h, out_w = max(1, round(h * outscale)), max(1, round(w * outscale))
-        if max_output_pixels and out_h * out_w > max_output_pixels:
-            raise ImageError(f"{loaded.source}: the result would be {out_w}x{out_h} "
-                             f"({out_w * out_h / 1e6:.1f} MP), over the limit of {max_output_pixels / 1e6:.1f} MP")
+        # The model's x4 image exists before any resize to outscale, so it counts against the limit.
+        peak_w, peak_h = max(out_w, SCALE * w), max(out_h, SCALE * h)
+        if max_output_pixels is not None and peak_w * peak_h > max_output_pixels:
+            raise ImageError(f"{loaded.source}: upscaling {w}x{h} needs a {peak_w}x{peak_h} image "
+                             f"({peak_w * peak_h / 1e6:.1f} MP), over the limit of {max_output_pixels / 1e6:.1f} MP")
         t0 = time.perf_counter()
         pixels = loaded.pixels
         if loaded.grayscale:  # one channel through the model, replicated: no colour can appear
             pixels = np.repeat(pixels[..., :1], 3, axis=2)
         up = resize_to(self.upscale_array(pixels), out_h, out_w)
-        if False:
+        if loaded.grayscale:
             up = np.repeat(np.round(up.astype(np.float32).mean(axis=2, keepdims=True)).astype(up.dtype), 3, axis=2)
         up = sharpen(up, sharpen_amount)
         alpha = None
         if loaded.alpha is not None:
-            alpha = cv2.resize(loaded.alpha, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+            alpha = resize_to(loaded.alpha, out_h, out_w) if outscale < 1 else cv2.resize(
+                loaded.alpha, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
         result = replace(loaded, pixels=np.ascontiguousarray(up), alpha=alpha, path=None)
         return Enhanced(result, self.name, outscale, self.tile_for(h, w), time.perf_counter() - t0)
 
@@ -188,8 +193,18 @@ _CACHE_LOCK = threading.Lock()
 def load_upscaler(model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
                   tile: int | None = None, tile_pad: int = 16) -> Upscaler:
     """A shared :class:`Upscaler`: each model is loaded once per process (the apps call this per
-    request)."""
-    key = (model.lower(), device, fp32, tile, tile_pad)
+    request), and again only when its weight file is replaced (e.g. by a training run)."""
+    from .models import get_spec
+    from .runtime import select_device
+
+    name = model.lower()
+    stamp = None
+    if name != "bicubic":
+        path = get_spec(name).weights_path
+        if path is not None and path.is_file():
+            st = path.stat()
+            stamp = (str(path), st.st_mtime_ns, st.st_size)
+    key = (name, str(select_device(device)), fp32, tile, tile_pad, stamp)
     with _CACHE_LOCK:
         if key not in _UPSCALERS:
             _UPSCALERS[key] = Upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
@@ -200,13 +215,13 @@ def output_path(src: Path, outdir: Path, *, suffix: str, ext: str = "auto", has_
     """Where ``enhance``/``restore`` write the result of ``src``: ``outdir/<stem>[_suffix].<ext>``.
 
     ``ext`` ``"auto"`` keeps the input's extension when it is writable (PNG, JPEG, WebP) and
-    otherwise uses PNG; alpha forces PNG when the extension cannot hold it (JPEG).
+    otherwise uses PNG; alpha forces PNG whenever the format cannot hold it (JPEG).
     """
     from .io import WRITABLE_EXTENSIONS
 
     if ext == "auto":
         ext = src.suffix.lower().lstrip(".") if src.suffix.lower() in WRITABLE_EXTENSIONS else "png"
-        if has_alpha and ext in ("jpg", "jpeg"):
-            ext = "png"
+    if has_alpha and ext in ("jpg", "jpeg"):  # JPEG cannot hold alpha (Real-ESRGAN does the same)
+        ext = "png"
     stem = f"{src.stem}_{suffix}" if suffix else src.stem
     return outdir / f"{stem}.{ext}"

@@ -1,4 +1,5 @@
-"""Regenerate the small example images the apps ship with (``examples/detect/*.png``).
+"""Regenerate the small example images the apps ship with (``examples/detect/*.png`` for the
+detection app, ``examples/correct/*.png`` for the super-resolution app).
 
 Every image is made here from scikit-image's bundled samples (``skimage.data``), so nothing is
 downloaded and nothing comes from the training or benchmark data. Run from anywhere::
@@ -18,9 +19,10 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
-from deepclarity.degrade import jpeg, mosaic, pixelate
+from deepclarity.degrade import imresize, jpeg, mosaic, pixelate
 
 OUT = Path(__file__).resolve().parent / "detect"
+OUT_CORRECT = Path(__file__).resolve().parent / "correct"
 MAX_BYTES = 150_000
 
 
@@ -45,6 +47,20 @@ def make_examples() -> dict[str, np.ndarray]:
     }
 
 
+def make_correct_examples() -> dict[str, np.ndarray]:
+    """``file name -> HxWx3 (or HxW) uint8``: small low-resolution inputs for the super-resolution
+    app, made as the training pairs are (MATLAB-style antialiased bicubic downscaling)."""
+    face = skdata.astronaut()[16:272, 128:384]              # 256x256 around the face
+    coffee = skdata.coffee()[20:380, 60:540]                 # 360x480
+    camera = skdata.camera()                                  # 512x512 grayscale
+    return {
+        "astronaut_face_96.png": imresize(face, size=(96, 96)),
+        "coffee_160x120.png": imresize(coffee, size=(120, 160)),
+        # Grayscale stays grayscale in the download.
+        "camera_gray_128.png": imresize(camera, size=(128, 128)),
+    }
+
+
 def _png_bytes(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "PNG", optimize=True)
@@ -52,14 +68,15 @@ def _png_bytes(img: np.ndarray) -> bytes:
 
 
 def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, img in make_examples().items():
-        payload = _png_bytes(img)
-        if len(payload) > MAX_BYTES:
-            print(f"{name}: {len(payload)} bytes is over the {MAX_BYTES} byte budget", file=sys.stderr)
-            return 1
-        (OUT / name).write_bytes(payload)
-        print(f"{OUT / name}: {img.shape[1]}x{img.shape[0]}, {len(payload) / 1000:.1f} kB")
+    for out, images in ((OUT, make_examples()), (OUT_CORRECT, make_correct_examples())):
+        out.mkdir(parents=True, exist_ok=True)
+        for name, img in images.items():
+            payload = _png_bytes(img)
+            if len(payload) > MAX_BYTES:
+                print(f"{name}: {len(payload)} bytes is over the {MAX_BYTES} byte budget", file=sys.stderr)
+                return 1
+            (out / name).write_bytes(payload)
+            print(f"{out / name}: {img.shape[1]}x{img.shape[0]}, {len(payload) / 1000:.1f} kB")
     return 0
 
 

@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if not pairs:
         raise SystemExit(f"no training photo is at least {args.patch * SCALE} px a side")
     val_pairs = validation_pairs(load_images(val_paths, "validation"), args.val_crop)
+    bicubic_psnr = float(np.mean([psnr_y(imresize(p.lr, SCALE), p.hr, SCALE) for p in val_pairs]))
+    print(f"{len(pairs)} training photos; validation: {len(val_pairs)} crops, bicubic {bicubic_psnr:.3f} dB",
+          file=sys.stderr)
 
     model = create_model(args.model, pretrained=False).to(device).train()
     disc = create_model("discriminator", pretrained=False).to(device).train() if gan else None
@@ -379,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                     "validation": f"{len(val_pairs)} other photos from train/, centre crops <= {args.val_crop} px, "
                                   "PSNR-Y 4 px shaved",
                     "hardware": hardware, "train_seconds": round(seconds_before + now - start),
-                    "command": command, **metrics,
+                    "command": command, **metrics, "val_psnr_bicubic": bicubic_psnr,
                 })
             save_checkpoint()
         if timed_out:
