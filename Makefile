@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: help install app test test-fast clean
 
 help:
-	@echo "make app        install if needed, then launch the correction app on http://$(HOST):$(PORT)"
+	@echo "make app        install if needed, then launch the correction (super-resolution) app on http://$(HOST):$(PORT)"
 	@echo "make test       install if needed (with dev extras), then run the whole test suite"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make clean      remove .venv and caches"
@@ -27,16 +27,7 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 app: $(STAMP)
-	@if [ -f correct_app.py ]; then \
-		GRADIO_SERVER_NAME=$(HOST) GRADIO_SERVER_PORT=$(PORT) $(BIN)/python correct_app.py; \
-	elif [ -f detect_app.py ]; then \
-		echo "make app: the correction app (correct_app.py) does not exist yet; launching the detection app instead"; \
-		GRADIO_SERVER_NAME=$(HOST) GRADIO_SERVER_PORT=$(PORT) $(BIN)/python detect_app.py; \
-	else \
-		echo "make app: no app exists yet (correct_app.py and detect_app.py are still to be built);"; \
-		echo "          the library and its command line are installed: try '$(BIN)/deepclarity --help'"; \
-		exit 1; \
-	fi
+	GRADIO_SERVER_NAME=$(HOST) GRADIO_SERVER_PORT=$(PORT) $(BIN)/python correct_app.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

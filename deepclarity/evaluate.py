@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .degrade import imresize
 from .errors import DeepClarityError, ImageError
 from .io import list_images, read_image, to_uint8
-from .metrics import lpips, lpips_available, psnr_y, ssim_y
+from .metrics import detail_ratio, lpips, lpips_available, psnr_y, ssim_y
 
 __all__ = [
     "BENCHMARK_SETS",
@@ -111,6 +111,7 @@ class SetResult:
     ssim: float
     lpips: float | None = None
     lpips_note: str | None = None
+    detail: float | None = None
     seconds: float = 0.0
     per_image: list[dict] = field(default_factory=list)
 
@@ -160,7 +161,8 @@ def evaluate_sr(
                     t0 = time.perf_counter()
                     sr = up(lr)
                     seconds += time.perf_counter() - t0
-                    row = {"image": path.name, "psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale)}
+                    row = {"image": path.name, "psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale),
+                           "detail": detail_ratio(sr, hr, scale)}
                     if lp_ok:
                         row["lpips"] = lpips(sr, hr, scale)
                     rows.append(row)
@@ -171,6 +173,7 @@ def evaluate_sr(
                     ssim=float(np.mean([r["ssim"] for r in rows])),
                     lpips=float(np.mean([r["lpips"] for r in rows])) if lp_ok else None,
                     lpips_note=None if lp_ok else lp_note,
+                    detail=float(np.mean([r["detail"] for r in rows])),
                     seconds=seconds, per_image=rows,
                 ))
     return results
@@ -211,6 +214,11 @@ def format_sr_table(results: list[SetResult], *, scale: int, facts: dict[str, di
                      f"{f['size_mb_fp32']:.3f}" if f.get("size_mb_fp32") else "-",
                      f"{f['cpu_s']:.2f} ({1 / f['cpu_s']:.2f})" if f.get("cpu_s") else "-"]
         lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    if all(r.detail is not None for r in results):
+        lines += ["", "Fine detail relative to the ground truth (`metrics.detail_ratio`: mean squared neighbour "
+                      "differences of Y; 1.0 = as much as the truth, less = smoother, more = sharper or noisier):", "",
+                  "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+        lines += [f"| {m} | " + " | ".join(f"{cell[(m, s)].detail:.3f}" for s in sets) + " |" for m in methods]
     notes = {r.lpips_note for r in results if r.lpips is None and r.lpips_note and r.lpips_note != "not requested"}
     for note in sorted(notes):
         lines.append(f"\nLPIPS: n/a — {note}")

@@ -259,3 +259,19 @@ def test_lpips_with_backbone_checkpoint_present(empty_torch_home, monkeypatch, r
     assert lpips(g, g) < 1e-6
     assert lpips(x, y, crop_border=8) > 0
     assert metrics._lpips_model is model
+
+
+def test_detail_ratio_orders_smooth_true_and_noisy():
+    from deepclarity.degrade import imresize
+    from deepclarity.metrics import detail_ratio
+
+    from skimage import data as skdata
+
+    hr = skdata.astronaut()[:128, :128]
+    smooth = imresize(imresize(hr, 0.25), 4)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
+    assert detail_ratio(hr, hr) == pytest.approx(1.0)
+    assert detail_ratio(smooth, hr, 4) < 0.6 < 1.0 < detail_ratio(noisy, hr, 4)
+    with pytest.raises(ImageError):
+        detail_ratio(hr, hr[:64])

@@ -26,9 +26,8 @@ Objectives:
   colours and low frequencies in place.
 
 Validation: PSNR-Y (4 px shaved, the benchmark protocol) of the EMA generator on centre crops of the
-validation photos, and ``val_hf_ratio`` — the high-frequency energy of the output relative to the
-ground truth (mean squared neighbour differences of the luma; 1.0 = as much fine detail as the
-truth; bicubic and L1 training give < 1). ``mobilesr``/``minisrresnet``
+validation photos, and ``val_hf_ratio`` — :func:`deepclarity.metrics.detail_ratio` of the output
+against the ground truth (1.0 = as much fine detail as the truth; bicubic and L1 training give < 1). ``mobilesr``/``minisrresnet``
 ship the best validation PSNR; ``minisrgan`` ships the latest.
 
 Checkpoints (model, EMA, optimisers, step) go to ``checkpoints/<model>/last.pt`` with a CSV log; the
@@ -58,7 +57,7 @@ from tqdm import tqdm
 
 from deepclarity.degrade import imresize
 from deepclarity.evaluate import default_data_dir
-from deepclarity.metrics import psnr_y
+from deepclarity.metrics import detail_ratio, psnr_y
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
 from deepclarity.runtime import configure_threads, select_device, tensor_to_image
 
@@ -142,12 +141,6 @@ def validation_pairs(images: list[np.ndarray], crop: int) -> list[Pair]:
     return out
 
 
-def high_frequency_energy(img: np.ndarray) -> float:
-    """Mean squared neighbour difference of the luma: how much fine detail an image holds."""
-    y = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return float(np.mean(np.diff(y, axis=0) ** 2) + np.mean(np.diff(y, axis=1) ** 2))
-
-
 @torch.inference_mode()
 def validate(model: nn.Module, pairs: list[Pair], device: torch.device) -> dict:
     """Protocol PSNR-Y and the high-frequency ratio of ``model`` over ``pairs``."""
@@ -156,7 +149,7 @@ def validate(model: nn.Module, pairs: list[Pair], device: torch.device) -> dict:
     for pair in pairs:
         sr = tensor_to_image(model(to_tensor(pair.lr)[None].to(device)).float().cpu())
         psnrs.append(psnr_y(sr, pair.hr, SCALE))
-        ratios.append(high_frequency_energy(sr) / max(1e-6, high_frequency_energy(pair.hr)))
+        ratios.append(detail_ratio(sr, pair.hr, SCALE))
     return {"val_psnr": float(np.mean(psnrs)), "val_hf_ratio": float(np.mean(ratios))}
 
 
