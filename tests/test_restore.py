@@ -1,0 +1,60 @@
+"""deepclarity.restore: detect -> recover the grid -> super-resolve, with the shipped weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from deepclarity.degrade import pixelate
+from deepclarity.errors import DeepClarityError
+from deepclarity.io import LoadedImage
+from deepclarity.metrics import psnr_y
+from deepclarity.restore import Restorer
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    return Restorer("mobilesr", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return np.ascontiguousarray(skdata.astronaut()[:256, 64:320])
+
+
+@pytest.mark.parametrize("factor", [3, 4])
+def test_pixelated_photo_is_restored_and_better_than_its_input(restorer, photo, factor):
+    px = pixelate(photo, factor)
+    res = restorer.restore(px)
+    assert res.action == "restored" and res.pixelated
+    assert res.block_size == pytest.approx(factor, rel=0.02)
+    assert all(abs(n - 256 / factor) <= 1 for n in res.lowres_size)  # one value per block
+    assert res.image.pixels.shape == photo.shape
+    gain = psnr_y(res.image.pixels, photo, 4) - psnr_y(px, photo, 4)
+    assert gain > 1.0, gain
+
+
+def test_clean_photo_is_kept_unchanged(restorer, photo):
+    res = restorer.restore(photo)
+    assert res.action == "kept" and not res.pixelated and res.block_size is None
+    assert np.array_equal(res.image.pixels, photo)
+    rec = res.to_record()
+    assert rec["action"] == "kept" and rec["size"] == "256x256" and 0 <= rec["probability"] < 0.5
+
+
+def test_outscale_and_gray_and_alpha_are_kept(restorer, photo):
+    gray = pixelate(photo[..., 1], 4)
+    alpha = np.full(gray.shape, 200, np.uint8)
+    loaded = LoadedImage(np.repeat(gray[..., None], 3, axis=2), alpha=alpha, grayscale=True)
+    res = restorer.restore(loaded, force=True, outscale=1.5)
+    assert res.image.pixels.shape == (384, 384, 3) and res.image.grayscale
+    assert np.array_equal(res.image.pixels[..., 0], res.image.pixels[..., 2])
+    assert res.image.alpha.shape == (384, 384) and int(res.image.alpha[100, 100]) == 200
+
+
+def test_bad_arguments_are_clear(restorer, photo):
+    with pytest.raises(DeepClarityError, match="outscale"):
+        restorer.restore(photo, outscale=0)
+    with pytest.raises(DeepClarityError, match="when_clean"):
+        restorer.restore(photo, when_clean="shrug")
