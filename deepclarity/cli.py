@@ -164,11 +164,15 @@ def _enhance_inputs(paths: Sequence[str], outdir: Path) -> list[tuple[Path, Path
     return list(out.items())
 
 
-def cmd_enhance(args: argparse.Namespace) -> int:
-    """Upscale every input; one record per file; a bad file is reported and the batch goes on."""
+def _run_image_batch(args: argparse.Namespace, name: str, process, columns: list[str]) -> int:
+    """The batch loop ``enhance`` and ``restore`` share: read ahead, one record per file, a bad file
+    reported and the batch going on, outputs written atomically, inputs never overwritten.
+
+    ``process(loaded) -> (LoadedImage, dict)`` makes one result and the record fields it adds.
+    """
     from tqdm import tqdm
 
-    from .enhance import MAX_OUTSCALE, Upscaler, output_path
+    from .enhance import MAX_OUTSCALE, output_path
     from .io import read_images, write_image
 
     outdir = Path(args.output)
@@ -179,14 +183,12 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     items = _enhance_inputs(args.input, outdir)
     if not items:
         raise DeepClarityError("no input images found")
-    upscaler = Upscaler(args.model, device=args.device, fp32=args.fp32, tile=args.tile, tile_pad=args.tile_pad)
     inputs = {f.resolve() for f, _ in items if f.exists()}
     rel = dict(items)
     written: dict[Path, Path] = {}
     records = []
-    show = not args.quiet
-    for path, loaded in tqdm(read_images([f for f, _ in items]), total=len(items), desc="enhance", unit="img",
-                             disable=None if show else True, file=sys.stderr):
+    for path, loaded in tqdm(read_images([f for f, _ in items]), total=len(items), desc=name, unit="img",
+                             disable=True if args.quiet else None, file=sys.stderr):
         record = {"input": str(path), "output": None, "status": "error", "model": args.model,
                   "size": None, "seconds": None, "error": None}
         try:
@@ -207,24 +209,53 @@ def cmd_enhance(args: argparse.Namespace) -> int:
                 written[target] = path
                 records.append(record)
                 continue
-            result = upscaler.enhance(loaded, outscale=args.outscale, sharpen_amount=args.sharpen)
+            image, extra = process(loaded)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            write_image(dest, result.image, source_path=path)
+            write_image(dest, image, source_path=path)
             written[target] = path
-            record.update(status="written", size=f"{result.image.width}x{result.image.height}",
-                          seconds=round(result.seconds, 3))
+            record.update(extra)
+            record.update(status="written", size=f"{image.width}x{image.height}")
         except DeepClarityError as exc:
             record["error"] = str(exc)
         except OSError as exc:
             record["error"] = f"{record['output'] or path}: {exc.strerror or exc}"
         records.append(record)
-    columns = ["input", "output", "status", "size", "seconds", "error"]
     text = _format_records(records, args.format, columns if args.format != "json" else list(records[0]))
     _write_output(text, args.report)
     failed = sum(1 for r in records if r["status"] == "error")
     if failed:
         print(f"deepclarity: {failed} of {len(records)} inputs failed", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    """Upscale every input; one record per file; a bad file is reported and the batch goes on."""
+    from .enhance import Upscaler
+
+    upscaler = Upscaler(args.model, device=args.device, fp32=args.fp32, tile=args.tile, tile_pad=args.tile_pad)
+
+    def process(loaded):
+        result = upscaler.enhance(loaded, outscale=args.outscale, sharpen_amount=args.sharpen)
+        return result.image, {"seconds": round(result.seconds, 3)}
+
+    return _run_image_batch(args, "enhance", process, ["input", "output", "status", "size", "seconds", "error"])
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Detect, de-pixelate and super-resolve every input; a JSON-able record says what was done."""
+    from .restore import Restorer
+
+    restorer = Restorer(args.model, method=args.method, device=args.device, fp32=args.fp32, tile=args.tile,
+                        tile_pad=args.tile_pad, threshold=args.threshold)
+
+    def process(loaded):
+        result = restorer.restore(loaded, force=args.force, outscale=args.outscale, when_clean=args.when_clean)
+        record = result.to_record()
+        record.pop("size")
+        return result.image, record
+
+    columns = ["input", "output", "status", "action", "block_size", "size", "seconds", "error"]
+    return _run_image_batch(args, "restore", process, columns)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -275,6 +306,29 @@ def cmd_eval_sr(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- parser
 
 
+def _add_batch_arguments(p: argparse.ArgumentParser, *, outscale: float, suffix: str) -> None:
+    """The flags ``enhance`` and ``restore`` share (Real-ESRGAN's names)."""
+    p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT", help="image files and/or folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
+    p.add_argument("-m", "--model", choices=["mobilesr", "minisrresnet", "minisrgan", "bicubic"],
+                   default="mobilesr", help="upscaler (default mobilesr; bicubic for reference)")
+    p.add_argument("-s", "--outscale", type=float, default=outscale,
+                   help=f"output size / input size, any float in (0, 16] (default {outscale:g})")
+    p.add_argument("-t", "--tile", type=int, default=None,
+                   help="tile side in input pixels (0 = no tiling; default: automatic for large images)")
+    p.add_argument("--tile-pad", type=int, default=16, help="context pixels around each tile (default 16)")
+    p.add_argument("--suffix", default=suffix, help=f"added to output names: NAME_SUFFIX.EXT (default '{suffix}'; '' for none)")
+    p.add_argument("--ext", choices=["auto", "png", "jpg", "webp"], default="auto",
+                   help="output format (auto: as the input when writable, else PNG); images with alpha are "
+                        "written as PNG when the format is jpg")
+    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a batch)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="report format")
+    p.add_argument("--report", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepclarity",
@@ -319,27 +373,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "grayscale stays grayscale, EXIF orientation is applied. A bad file is reported and "
                     "the rest are processed (exit code 1). Inputs are never overwritten.",
     )
-    p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT", help="image files and/or folders")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
-    p.add_argument("-m", "--model", choices=["mobilesr", "minisrresnet", "minisrgan", "bicubic"],
-                   default="mobilesr", help="upscaler (default mobilesr; bicubic for reference)")
-    p.add_argument("-s", "--outscale", type=float, default=4.0,
-                   help="output size / input size, any float in (0, 16] (model x4, then resized; default 4)")
-    p.add_argument("-t", "--tile", type=int, default=None,
-                   help="tile side in input pixels (0 = no tiling; default: automatic for large images)")
-    p.add_argument("--tile-pad", type=int, default=16, help="context pixels around each tile (default 16)")
-    p.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default 'out'; '' for none)")
-    p.add_argument("--ext", choices=["auto", "png", "jpg", "webp"], default="auto",
-                   help="output format (auto: as the input when writable, else PNG); images with alpha are "
-                        "written as PNG when the format is jpg")
+    _add_batch_arguments(p, outscale=4.0, suffix="out")
     p.add_argument("--sharpen", type=float, default=0.0, help="unsharp-mask amount after upscaling (default 0: off)")
-    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a batch)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="report format")
-    p.add_argument("--report", metavar="FILE", help="write the report here instead of stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser(
+        "restore", help="de-pixelate images: detect, recover the block grid, super-resolve",
+        description="One step per image: the detector decides whether it is pixelated (or --force); the "
+                    "low-resolution image its blocks hold is recovered and super-resolved back to the "
+                    "output size (default: the input's); a mosaic over part of the image is restored alone. "
+                    "Images that are not pixelated are kept (or enhanced with --when-clean enhance). "
+                    "The report (--format json) says per file what was done. Same batch rules as enhance.",
+    )
+    _add_batch_arguments(p, outscale=1.0, suffix="restored")
+    p.add_argument("--method", choices=["canny", "rgb"], default="canny", help="detector (default canny)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="detector probability for 'pixelated' (default: the calibrated one)")
+    p.add_argument("--force", action="store_true", help="treat every image as pixelated")
+    p.add_argument("--when-clean", choices=["keep", "enhance"], default="keep",
+                   help="images that are not pixelated: keep them (resized to the output size) or enhance them")
+    p.set_defaults(func=cmd_restore)
 
     p_bench = sub.add_parser("bench", help="speed benchmarks (model-only and end-to-end)")
     bench_sub = p_bench.add_subparsers(dest="bench_command", metavar="TASK")

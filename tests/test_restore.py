@@ -58,3 +58,28 @@ def test_bad_arguments_are_clear(restorer, photo):
         restorer.restore(photo, outscale=0)
     with pytest.raises(DeepClarityError, match="when_clean"):
         restorer.restore(photo, when_clean="shrug")
+
+
+def test_cli_restore_reports_what_it_did_per_file(tmp_path, photo, capsys):
+    import json
+
+    from deepclarity.cli import main
+    from deepclarity.io import write_image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "blocky.png", pixelate(photo, 4))
+    write_image(src / "clean.png", photo)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    code = main(["restore", "-i", str(src), "-o", str(tmp_path / "out"), "-m", "bicubic", "--format", "json", "-q"])
+    out, err = capsys.readouterr()
+    records = {r["input"].rsplit("/", 1)[-1]: r for r in json.loads(out)}
+    assert code == 1 and "1 of 3 inputs failed" in err and "Traceback" not in err
+    assert records["blocky.png"]["action"] == "restored" and abs(records["blocky.png"]["block_size"] - 4) < 0.1
+    assert records["blocky.png"]["output"].endswith("blocky_restored.png")
+    assert records["clean.png"]["action"] == "kept"
+    assert records["broken.png"]["status"] == "error" and "broken.png" in records["broken.png"]["error"]
+    assert (tmp_path / "out" / "blocky_restored.png").is_file() and not (tmp_path / "out" / "broken_restored.png").exists()
+    main(["restore", "-i", str(src / "clean.png"), "-o", str(tmp_path / "forced"), "--force", "-q", "--format", "json"])
+    forced = json.loads(capsys.readouterr().out)[0]
+    assert forced["pixelated"] is True and forced["action"] in ("restored", "restored-region", "no-grid")
