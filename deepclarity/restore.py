@@ -22,7 +22,7 @@ import numpy as np
 
 from .enhance import DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, load_upscaler, resize_to
 from .errors import DeepClarityError, ImageError
-from .grid import GridEstimate, estimate_grid, find_mosaic_region, recover_lowres
+from .grid import GridEstimate, estimate_grid, find_mosaic_region, grid_edges, recover_lowres, refine_grid
 from .io import LoadedImage, read_image, to_uint8
 
 __all__ = ["ANTIALIAS_SIGMA", "WHEN_CLEAN", "Restored", "Restorer", "load_restorer"]
@@ -112,6 +112,27 @@ class Restorer:
         soft = cv2.GaussianBlur(low, (0, 0), ANTIALIAS_SIGMA) if ANTIALIAS_SIGMA > 0 else low
         return resize_to(self.upscaler.upscale_array(soft), height, width)
 
+    def _superresolve_cells(self, low: np.ndarray, row_edges: np.ndarray, col_edges: np.ndarray,
+                            height: int, width: int) -> np.ndarray:
+        """Like :meth:`_superresolve`, but each block keeps its own place and size: a mosaic's
+        cells are aligned to its box, so the last row/column is often narrower, and a uniform
+        resize would shift every block towards it (measured: 18.6 dB instead of 21.0 on a 12-px
+        mosaic of the astronaut whose box is not a multiple of 12)."""
+        import cv2
+
+        soft = cv2.GaussianBlur(low, (0, 0), ANTIALIAS_SIGMA) if ANTIALIAS_SIGMA > 0 else low
+        sr = self.upscaler.upscale_array(soft)
+        scale = sr.shape[0] / low.shape[0]
+
+        def axis(edges: np.ndarray, n_out: int) -> np.ndarray:
+            x = (np.arange(n_out) + 0.5) * (edges[-1] / n_out)  # output pixel centre, in input pixels
+            k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
+            u = k + (x - edges[k]) / (edges[k + 1] - edges[k])  # position in low-res pixels
+            return (scale * u - 0.5).astype(np.float32)
+
+        map_x, map_y = np.meshgrid(axis(col_edges, width), axis(row_edges, height))
+        return cv2.remap(sr, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
     def restore(self, image: LoadedImage | np.ndarray | str | os.PathLike, *, force: bool = False,
                 outscale: float = 1.0, when_clean: str = "keep", threshold: float | None = None,
                 max_output_pixels: int | None = MAX_OUTPUT_PIXELS) -> Restored:
@@ -160,11 +181,13 @@ class Restorer:
                 block = grid.block_xy if grid.found else None
                 local = GridEstimate(grid.block_size, block, (0.0, 0.0), grid.confidence) if block else local
             if local.found:
-                low = recover_lowres(crop, local)
+                local = refine_grid(crop, local)
+                low = recover_lowres(crop, local, refine=False)
+                row_edges, col_edges = grid_edges(crop.shape[0], crop.shape[1], local)
                 base = resize_to(loaded.pixels, out_h, out_w)
                 sx0, sy0 = round(x0 * outscale), round(y0 * outscale)
                 sx1, sy1 = min(out_w, round(x1 * outscale)), min(out_h, round(y1 * outscale))
-                base[sy0:sy1, sx0:sx1] = self._superresolve(low, sy1 - sy0, sx1 - sx0)
+                base[sy0:sy1, sx0:sx1] = self._superresolve_cells(low, row_edges, col_edges, sy1 - sy0, sx1 - sx0)
                 return self._done(self._finish(loaded, base, out_h, out_w), "restored-region", detection,
                                   local.block_size, region, (low.shape[1], low.shape[0]), t0, pixelated)
         if not grid.found:
