@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class Restored:
         lowres_size: ``(width, height)`` of the recovered low-resolution image.
         model: the generator used.
         seconds: wall time.
+        detection: the detector's full answer (region map included) for the apps.
     """
 
     image: LoadedImage
@@ -66,6 +67,7 @@ class Restored:
     lowres_size: tuple[int, int] | None
     model: str
     seconds: float
+    detection: object = field(default=None, repr=False, compare=False)
 
     def to_record(self) -> dict:
         """The JSON-able summary the CLI prints per file."""
@@ -210,7 +212,7 @@ class Restorer:
     def _done(self, image: LoadedImage, action: str, detection, block: float | None,
               region, lowres, t0: float, pixelated: bool) -> Restored:
         return Restored(image, action, pixelated, detection.probability if detection else None, block, region,
-                        lowres, self.model, time.perf_counter() - t0)
+                        lowres, self.model, time.perf_counter() - t0, detection)
 
 
 _RESTORERS: dict[tuple, Restorer] = {}
