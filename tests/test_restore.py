@@ -102,3 +102,17 @@ def test_partial_mosaic_is_restored_in_place_and_better_than_the_mosaic(restorer
     inside = (slice(y0, y1), slice(x0, x1))
     gain = psnr_y(out[inside], photo[inside]) - psnr_y(censored[inside], photo[inside])
     assert gain > 0.8, gain
+
+
+def test_sample_positions_follow_the_pixelation_rule():
+    from deepclarity.grid import GridEstimate
+    from deepclarity.restore import sample_positions
+
+    grid = GridEstimate(4.0, (4.0, 4.0), (0.0, 0.0), 1.0)
+    rows, cols = sample_positions(12, 8, grid, point_sampled=True)
+    # pixelate() keeps, per 4-px block, the pixel at floor(centre) = 4k + 2, whose centre is 4k + 2.5
+    assert np.array_equal(rows, [2.5, 6.5, 10.5]) and np.array_equal(cols, [2.5, 6.5])
+    rows, _ = sample_positions(12, 8, grid, point_sampled=False)  # a mosaic's means: the cell centres
+    assert np.array_equal(rows, [2.0, 6.0, 10.0])
+    odd = GridEstimate(3.0, (3.0, 3.0), (0.0, 0.0), 1.0)
+    assert np.array_equal(sample_positions(9, 9, odd, point_sampled=True)[0], [1.5, 4.5, 7.5])
