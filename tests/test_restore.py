@@ -32,7 +32,7 @@ def test_pixelated_photo_is_restored_and_better_than_its_input(restorer, photo, 
     assert all(abs(n - 256 / factor) <= 1 for n in res.lowres_size)  # one value per block
     assert res.image.pixels.shape == photo.shape
     gain = psnr_y(res.image.pixels, photo, 4) - psnr_y(px, photo, 4)
-    assert gain > 1.0, gain
+    assert gain > 2.0, gain  # measured 2.6 (x3) and 2.8 dB (x4) with the shipped MobileSR
 
 
 def test_clean_photo_is_kept_unchanged(restorer, photo):
