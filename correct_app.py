@@ -1,4 +1,4 @@
-"""The super-resolution ("correction") app: ``python correct_app.py [--host H] [--port P] [--share] ...``.
+"""The correction app (restore pixelated images, or upscale any image): ``python correct_app.py [--host H] [--port P] [--share] ...``.
 
 Everything lives in :mod:`deepclarity.apps`; this file only parses, builds and launches.
 """
@@ -14,8 +14,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_app_args(
         argv, prog="correct_app.py",
-        description="Web app: upload an image, upscale it with MobileSR, MiniSRResNet, MiniSRGAN or "
-                    "bicubic, compare before/after and download the full-resolution PNG. "
+        description="Web app: upload an image; in Auto mode it is checked for pixelation and, when "
+                    "pixelated, restored from its block grid (verdict, block size and region map shown); "
+                    "in Upscale-only mode it is upscaled with MobileSR, MiniSRResNet, MiniSRGAN or bicubic. "
+                    "Compare before/after and download the full-resolution PNG. "
                     "Binds 127.0.0.1 unless told otherwise.",
     )
     from deepclarity.apps import apply_runtime_args, build_correct_app, launch_app

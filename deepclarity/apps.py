@@ -11,9 +11,12 @@ Two layers:
 * **The detection app**: :func:`detect_images` does the work (a plain function, testable without a
   server), :func:`overlay_region_map` draws the region map, :func:`build_detect_app` lays out the
   ``gr.Blocks``.
-* **The correction (super-resolution) app**: :func:`enhance_image` does the work,
-  :func:`comparison_pair` makes the before/after slider's images, :func:`build_correct_app` lays
-  out the ``gr.Blocks``.
+* **The correction app**: :func:`correct_image` is its event (``/correct``): in the default
+  "Auto" mode :func:`restore_image` detects pixelation and restores
+  (:meth:`deepclarity.restore.Restorer.restore`), showing :func:`verdict_markdown` and
+  :func:`region_map_image` beside the result; in "Upscale only" mode :func:`enhance_image`
+  super-resolves (also ``/enhance`` for older clients). :func:`comparison_pair` makes the
+  before/after slider's images, :func:`build_correct_app` lays out the ``gr.Blocks``.
 
 Conventions (``DESIGN.md`` section 4): bind 127.0.0.1 unless told otherwise, every event goes
 through the queue with a concurrency limit, uploads have a size limit, the API is public so
@@ -51,6 +54,8 @@ __all__ = [
     "summary_markdown", "build_detect_app",
     "CORRECT_MAX_OUTPUT_PIXELS", "CORRECT_MAX_INPUT_PIXELS", "UPSCALER_LABELS", "upscaler_description",
     "download_name", "comparison_pair", "enhance_image", "build_correct_app",
+    "MODE_LABELS", "WHEN_CLEAN_LABELS", "AUTO_OUTSCALE", "restored_download_name", "verdict_markdown",
+    "region_map_image", "restore_image", "correct_image", "mode_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -543,8 +548,10 @@ CORRECT_MAX_OUTPUT_PIXELS = 32_000_000
 #: resized to the chosen scale, so this bounds the x4 intermediate (float32 on the CPU) as well:
 #: 2 MP in -> 32 MP at x4, whatever the output scale.
 CORRECT_MAX_INPUT_PIXELS = 2_000_000
-#: Output-scale slider: range, step and default.
+#: Output-scale slider: range, step and default ("Upscale only" mode).
 OUTSCALE_MIN, OUTSCALE_MAX, OUTSCALE_STEP, DEFAULT_OUTSCALE = 1.0, 8.0, 0.5, 4.0
+#: The output scale in "Auto" mode: 1 = the input's size (restoration, not enlargement).
+AUTO_OUTSCALE = 1.0
 #: Sharpening (unsharp-mask amount) slider range; 0 = off.
 SHARPEN_MAX = 2.0
 #: Temporary output folders older than this (seconds) are removed by later requests. Gradio copies
@@ -561,6 +568,18 @@ UPSCALER_LABELS = {
     "bicubic": "Bicubic (reference)",
 }
 _BICUBIC_DESCRIPTION = "MATLAB-style bicubic, for reference"
+
+#: Correction-app mode -> what the UI calls it. "auto": detect, then restore a pixelated image
+#: (:meth:`deepclarity.restore.Restorer.restore`); "upscale": super-resolve whatever it is
+#: (:func:`enhance_image`).
+MODE_LABELS = {"auto": "Auto: detect + restore", "upscale": "Upscale only"}
+DEFAULT_MODE = "auto"
+#: Auto mode, image not pixelated -> what the UI calls the choice (``when_clean`` of ``restore``).
+WHEN_CLEAN_LABELS = {"keep": "Keep as is", "enhance": "Enhance anyway"}
+#: The detection method Auto mode uses.
+AUTO_METHOD = "canny"
+#: Colour (RGB) of the box drawn around a restored mosaic on the region map.
+REGION_BOX_RGB = (0, 128, 255)
 
 _output_dirs: list[tuple[float, Path]] = []  # (created, folder) made by this process
 _output_lock = threading.Lock()
@@ -610,6 +629,14 @@ def download_name(upload_name: str, model: str, outscale: float) -> str:
     return f"{stem}_{model}_x{_scale_tag(outscale)}.png"
 
 
+def restored_download_name(upload_name: str, model: str, outscale: float = AUTO_OUTSCALE) -> str:
+    """Auto mode's download: ``<original-stem>_restored_<model>.png``, with ``_x<scale>`` added
+    when the output is not the input's size."""
+    stem = Path(upload_name).stem[:_MAX_STEM] or "image"
+    tag = "" if outscale == 1 else f"_x{_scale_tag(outscale)}"
+    return f"{stem}_restored_{model}{tag}.png"
+
+
 def _display_rgb(img: "LoadedImage") -> np.ndarray:
     """``HxWx3`` (or ``HxWx4`` with alpha) ``uint8`` for the browser."""
     from .io import to_uint8
@@ -653,11 +680,54 @@ def _as_float(value: Any, what: str, lo: float, hi: float, default: float) -> fl
     return out
 
 
+def _choice(value: Any, labels: dict[str, str], what: str, default: str) -> str:
+    """The key of ``labels`` that ``value`` names (the key itself or its label, any case);
+    ``None`` or empty -> ``default``."""
+    if value is None or str(value).strip() == "":
+        return default
+    text = str(value).strip().lower()
+    for key, label in labels.items():
+        if text in (key, label.lower()):
+            return key
+    raise user_error(f"Unknown {what} {value!r}: use one of {', '.join(labels)}.")
+
+
 def _describe(img: "LoadedImage") -> str:
     kind = "gray" if img.grayscale else "RGB"
     if img.alpha is not None:
         kind += "A" if kind == "RGB" else "+alpha"
     return f"{img.width}×{img.height}, {kind}, {img.bit_depth}-bit"
+
+
+def _one_upload(file: Any) -> tuple[Path, str]:
+    """The one uploaded file's server-side path and its own name."""
+    paths = _upload_paths(file)
+    if not paths:
+        raise user_error("Upload an image first.")
+    if len(paths) > 1:
+        raise user_error("Upload one image at a time.")
+    return paths[0], paths[0].name or "image"
+
+
+def _upscaler_key(model: Any) -> str:
+    from .enhance import UPSCALERS
+
+    key = str(model or "").strip().lower()
+    if key not in UPSCALERS:
+        raise user_error(f"Unknown model {model!r}: use one of {', '.join(UPSCALERS)}.")
+    return key
+
+
+def _save_result(folder_name: str, image: "LoadedImage", source: Path, clean) -> Path:
+    """Write ``image`` as ``folder_name`` in a fresh temporary folder (lossless PNG, in kind)."""
+    from .io import write_image
+
+    dest = _fresh_output_dir() / folder_name
+    try:
+        write_image(dest, image, source_path=source)
+    except DeepClarityError as exc:
+        raise user_error(f"Could not save the result: {clean(exc)}") from None
+    return dest
 
 
 def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_OUTSCALE,
@@ -666,7 +736,7 @@ def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_
                   max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS,
                   display_max_side: int | None = DISPLAY_MAX_SIDE,
                   ) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
-    """Upscale one uploaded image: the correction app's one event.
+    """Upscale one uploaded image: the correction app's "Upscale only" mode.
 
     The file is read with :func:`deepclarity.io.read_image` and upscaled by
     :meth:`deepclarity.enhance.Upscaler.enhance` (models load once and are shared; large inputs
@@ -691,19 +761,11 @@ def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_
         gr.Error: no upload, bad parameters, an unreadable file, a result over the limit, or a
             model that cannot be loaded (e.g. its weights are missing) — always one line.
     """
-    from .enhance import UPSCALERS, load_upscaler
-    from .io import read_image, write_image
+    from .enhance import load_upscaler
+    from .io import read_image
 
-    paths = _upload_paths(file)
-    if not paths:
-        raise user_error("Upload an image first.")
-    if len(paths) > 1:
-        raise user_error("Upload one image at a time.")
-    path = paths[0]
-    name = path.name or "image"
-    key = str(model or "").strip().lower()
-    if key not in UPSCALERS:
-        raise user_error(f"Unknown model {model!r}: use one of {', '.join(UPSCALERS)}.")
+    path, name = _one_upload(file)
+    key = _upscaler_key(model)
     outscale = _as_float(outscale, "output scale", OUTSCALE_MIN, OUTSCALE_MAX, DEFAULT_OUTSCALE)
     sharpen = _as_float(sharpen, "sharpening amount", 0.0, SHARPEN_MAX, 0.0)
     label = UPSCALER_LABELS[key]
@@ -726,13 +788,7 @@ def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_
         raise user_error(f"{name}: upscaling failed unexpectedly ({type(exc).__name__}); "
                          "see the server log.") from None
 
-    folder = _fresh_output_dir()
-    dest = folder / download_name(name, key, outscale)
-    try:
-        write_image(dest, result.image, source_path=path)
-    except DeepClarityError as exc:
-        raise user_error(f"Could not save the result: {clean(exc)}") from None
-
+    dest = _save_result(download_name(name, key, outscale), result.image, path, clean)
     before, after = comparison_pair(loaded, result.image, max_side=display_max_side)
     out = result.image
     lines = [
@@ -747,6 +803,192 @@ def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_
         lines += ["", f"The slider shows a {before.shape[1]}×{before.shape[0]} preview; "
                       "the download is full size."]
     return (before, after), str(dest), "\n".join(lines)
+
+
+def _action_words(res: Any, outscale: float, label: str) -> str:
+    """What :meth:`~deepclarity.restore.Restorer.restore` did, in words (``res``: a ``Restored``)."""
+    resized = "" if outscale == 1 else f", resized ×{_scale_tag(outscale)}"
+    grid = (f" from its {res.lowres_size[0]}x{res.lowres_size[1]} block grid"
+            if res.lowres_size is not None else "")
+    if res.action == "restored":
+        return f"restored the whole image{grid} with {label}"
+    if res.action == "restored-region":
+        x0, y0, x1, y1 = (int(v) for v in res.region)
+        return f"restored a mosaic at ({x0},{y0})-({x1},{y1}){grid} with {label}, the rest untouched{resized}"
+    if res.action == "enhanced":
+        return f"enhanced anyway with {label}"
+    if res.action == "kept":
+        return "kept as is" + resized
+    if res.action == "no-grid":
+        return "no block grid was found, so nothing was restored" + resized
+    return res.action
+
+
+def verdict_markdown(res: Any, label: str, outscale: float = AUTO_OUTSCALE) -> str:
+    """One Markdown line about a ``Restored``: the verdict, probability, block size and what was done,
+    e.g. ``🟥 **PIXELATED** · probability 0.981 · blocks 4.0 px · restored the whole image from its
+    64x64 block grid with MobileSR``."""
+    parts = ["🟥 **PIXELATED**" if res.pixelated else "🟩 **not pixelated**"]
+    if res.probability is not None:
+        parts.append(f"probability {float(res.probability):.3f}")
+    if res.block_size is not None:
+        parts.append(f"blocks {float(res.block_size):.1f} px")
+    parts.append(_md(_action_words(res, outscale, label)))
+    return " · ".join(parts) + "."
+
+
+def region_map_image(loaded: "LoadedImage", res: Any, *,
+                     max_side: int | None = DISPLAY_MAX_SIDE) -> np.ndarray | None:
+    """The detector's region map over the input (:func:`overlay_region_map`, downscaled to
+    ``max_side``), with the restored mosaic's box drawn in :data:`REGION_BOX_RGB`. ``None`` when
+    there is no detection."""
+    import cv2
+
+    from .detect import to_uint8
+
+    det = getattr(res, "detection", None)
+    if det is None or getattr(det, "region_map", None) is None:
+        return None
+    overlay = np.ascontiguousarray(overlay_region_map(to_uint8(loaded.pixels), det.region_map, max_side=max_side))
+    if res.region is not None:
+        h, w = overlay.shape[:2]
+        fx, fy = w / loaded.width, h / loaded.height
+        x0, y0, x1, y1 = res.region
+        p0 = (int(round(x0 * fx)), int(round(y0 * fy)))
+        p1 = (max(p0[0], int(round(x1 * fx)) - 1), max(p0[1], int(round(y1 * fy)) - 1))
+        cv2.rectangle(overlay, p0, p1, REGION_BOX_RGB, max(2, round(max(h, w) / 300)))
+    return overlay
+
+
+def restore_image(file: Any, model: str = "mobilesr", outscale: float = AUTO_OUTSCALE,
+                  sharpen: float = 0.0, when_clean: str = "keep", *, device: str = "auto",
+                  max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
+                  max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS,
+                  display_max_side: int | None = DISPLAY_MAX_SIDE,
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], str, str, np.ndarray | None]:
+    """Detect, then restore one uploaded image: the correction app's "Auto" mode.
+
+    :meth:`deepclarity.restore.Restorer.restore` does the work (detector + grid recovery +
+    generator, loaded once): a pixelated image is rebuilt from its block grid, a censor mosaic is
+    restored in place, and a clean image is kept (``when_clean="keep"``) or enhanced
+    (``"enhance"``). The result is written like :func:`enhance_image`'s, as
+    ``<original-stem>_restored_<model>[_x<scale>].png``. Sharpening, when asked for, applies only to
+    what was restored or enhanced (never to a kept image or outside a restored mosaic).
+
+    Args:
+        file, model, sharpen, device, max_output_pixels, max_input_pixels, display_max_side:
+            as for :func:`enhance_image`.
+        outscale: output size / input size (default 1: the input's size).
+        when_clean: ``"keep"`` or ``"enhance"`` (or their labels in :data:`WHEN_CLEAN_LABELS`).
+
+    Returns:
+        ``((before, after), download_path, info_markdown, region_map)``: as :func:`enhance_image`,
+        the Markdown starting with :func:`verdict_markdown`'s line, plus the region-map overlay
+        (:func:`region_map_image`).
+
+    Raises:
+        gr.Error: as for :func:`enhance_image`, or the detector cannot be loaded — one line.
+    """
+    from dataclasses import replace
+
+    from .enhance import load_upscaler
+    from .enhance import sharpen as unsharp
+    from .io import read_image
+    from .restore import load_restorer
+
+    path, name = _one_upload(file)
+    key = _upscaler_key(model)
+    outscale = _as_float(outscale, "output scale", OUTSCALE_MIN, OUTSCALE_MAX, AUTO_OUTSCALE)
+    sharpen = _as_float(sharpen, "sharpening amount", 0.0, SHARPEN_MAX, 0.0)
+    when = _choice(when_clean, WHEN_CLEAN_LABELS, "choice for clean images", "keep")
+    label = UPSCALER_LABELS[key]
+
+    def clean(exc: BaseException) -> str:  # the server-side upload path -> the file's own name
+        return " ".join(str(exc).replace(str(path), name).split())
+
+    try:
+        load_upscaler(key, device=device)  # the model first, so a missing one is named as such
+    except DeepClarityError as exc:
+        raise user_error(f"{label} is unavailable: {exc}") from None
+    try:
+        restorer = load_restorer(key, method=AUTO_METHOD, device=device)
+    except DeepClarityError as exc:
+        raise user_error(f"Auto mode is unavailable (the pixelation detector): {exc}") from None
+    try:
+        loaded = read_image(path, max_pixels=max_input_pixels)
+        res = restorer.restore(loaded, outscale=outscale, when_clean=when, max_output_pixels=max_output_pixels)
+    except DeepClarityError as exc:
+        raise user_error(clean(exc)) from None
+    except Exception as exc:  # a library bug or out of memory: one line here, the traceback in the log
+        log.exception("restoring %s with %s failed", path, key)
+        raise user_error(f"{name}: restoration failed unexpectedly ({type(exc).__name__}); "
+                         "see the server log.") from None
+
+    out = res.image
+    sharpened = False
+    if sharpen > 0 and res.action in ("restored", "enhanced"):
+        out, sharpened = replace(out, pixels=unsharp(out.pixels, sharpen)), True
+    elif sharpen > 0 and res.action == "restored-region":
+        x0, y0, x1, y1 = res.region
+        sx0, sy0 = round(x0 * outscale), round(y0 * outscale)
+        sx1, sy1 = min(out.width, round(x1 * outscale)), min(out.height, round(y1 * outscale))
+        pixels = out.pixels.copy()
+        pixels[sy0:sy1, sx0:sx1] = unsharp(pixels[sy0:sy1, sx0:sx1], sharpen)
+        out, sharpened = replace(out, pixels=pixels), True
+
+    dest = _save_result(restored_download_name(name, key, outscale), out, path, clean)
+    before, after = comparison_pair(loaded, out, max_side=display_max_side)
+    overlay = region_map_image(loaded, res, max_side=display_max_side)
+    lines = [
+        verdict_markdown(res, label.split(" (")[0], outscale),  # "MobileSR", not "MobileSR (default)"
+        "",
+        f"**{_md(name)}** ({_describe(loaded)}) → **{out.width}×{out.height}** (×{_scale_tag(outscale)}) "
+        f"in {res.seconds:.2f} s" + (f", sharpened {sharpen:g}" if sharpened else "") + ".",
+        "",
+        f"Download: **{_md(dest.name)}**, full resolution, lossless PNG ({_describe(out)}).",
+        "",
+        "Region map: each tile of the input tinted by its probability of being pixelated "
+        "(red = pixelated, green = clean)" + ("; the blue box is the restored mosaic." if res.region else "."),
+    ]
+    if before.shape[:2] != (out.height, out.width):
+        lines += ["", f"The slider shows a {before.shape[1]}×{before.shape[0]} preview; "
+                      "the download is full size."]
+    return (before, after), str(dest), "\n".join(lines), overlay
+
+
+def correct_image(file: Any, mode: str = DEFAULT_MODE, model: str = "mobilesr", outscale: float | None = None,
+                  sharpen: float = 0.0, when_clean: str = "keep", *, device: str = "auto",
+                  max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
+                  max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS,
+                  display_max_side: int | None = DISPLAY_MAX_SIDE,
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], str, str, np.ndarray | None]:
+    """The correction app's main event (API ``/correct``): :func:`restore_image` in ``"auto"`` mode,
+    :func:`enhance_image` in ``"upscale"`` mode (no region map then: ``None``).
+
+    ``mode`` is a key or a label of :data:`MODE_LABELS`; ``outscale=None`` takes the mode's default
+    (1 for Auto, 4 for Upscale only); ``when_clean`` matters in Auto mode only.
+    """
+    kw = dict(device=device, max_output_pixels=max_output_pixels, max_input_pixels=max_input_pixels,
+              display_max_side=display_max_side)
+    if _choice(mode, MODE_LABELS, "mode", DEFAULT_MODE) == "upscale":
+        pair, path, info = enhance_image(file, model, DEFAULT_OUTSCALE if outscale is None else outscale,
+                                         sharpen, **kw)
+        return pair, path, info, None
+    return restore_image(file, model, AUTO_OUTSCALE if outscale is None else outscale, sharpen, when_clean, **kw)
+
+
+def mode_settings(mode: str) -> tuple[float, Any, Any, Any]:
+    """What switching the mode changes: ``(output scale, when-clean choice, button, region map)``
+    updates: scale 1 and the Auto-only controls shown for Auto; scale 4 and them hidden for
+    Upscale only. (A private event: not part of the API.)"""
+    import gradio as gr
+
+    try:
+        auto = _choice(mode, MODE_LABELS, "mode", DEFAULT_MODE) == "auto"
+    except gr.Error:
+        auto = True
+    return (AUTO_OUTSCALE if auto else DEFAULT_OUTSCALE, gr.update(visible=auto),
+            gr.update(value="Restore" if auto else "Enhance"), gr.update(visible=auto))
 
 
 def _upscaler_status(device: str, preload: bool) -> list[str]:
@@ -771,6 +1013,25 @@ def _upscaler_status(device: str, preload: bool) -> list[str]:
     return problems
 
 
+def _auto_status(device: str, preload: bool) -> list[str]:
+    """A message when Auto mode cannot work (no detector); loads the detector if ``preload``,
+    through :func:`deepclarity.restore.load_restorer` so requests find it cached."""
+    from .detect import METHODS
+    from .models import get_spec
+    from .restore import load_restorer
+
+    spec = get_spec(METHODS[AUTO_METHOD])
+    if not spec.has_weights:
+        return [f"**{MODE_LABELS['auto']}** is unavailable: no trained detector weights at "
+                f"`{spec.weights_path}`; **{MODE_LABELS['upscale']}** still works."]
+    if preload:
+        try:
+            load_restorer("bicubic", method=AUTO_METHOD, device=device)
+        except DeepClarityError as exc:
+            return [f"**{MODE_LABELS['auto']}** is unavailable: {_md(exc)}"]
+    return []
+
+
 def _mp(pixels: int) -> str:
     return f"{pixels / 1e6:g} MP"
 
@@ -779,17 +1040,22 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
                       max_file_size: str | None = DEFAULT_MAX_FILE_SIZE,
                       max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
                       max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS) -> "gr.Blocks":
-    """The correction (super-resolution) app: upload an image, choose the model, the output scale
-    and optional sharpening; compare before/after and download the full-resolution PNG.
+    """The correction app: upload an image; in the default **Auto** mode it is checked for
+    pixelation and restored (the verdict and region map shown beside the result), in **Upscale
+    only** mode it is super-resolved. Choose the model, the output scale and optional sharpening;
+    compare before/after and download the full-resolution PNG.
 
-    The one event is exposed to the API as ``/enhance`` with inputs
+    API: ``/correct`` with inputs ``(file, mode, model, outscale, sharpen, when_clean)`` and
+    outputs ``((before, after), png_file, info_markdown, region_map_image)`` (the map is ``None``
+    in Upscale-only mode); ``/enhance`` (Upscale only, kept for older clients) with inputs
     ``(file, model, outscale, sharpen)`` and outputs ``((before, after), png_file, info_markdown)``.
 
     Args:
         device: compute device for the models (``auto``, ``cpu``, ``cuda``).
         preload: load the models now (each loads once; a broken weight file is reported on the
             page instead of on the first request). Missing weights never stop the app.
-        examples: show the example images from ``examples/correct`` (when present).
+        examples: show the example images from ``examples/detect`` (Auto) and
+            ``examples/correct`` (Upscale only), when present.
         max_file_size: the upload limit given to ``launch`` (only shown on the page here).
         max_output_pixels: larger results are refused.
         max_input_pixels: larger inputs are refused.
@@ -798,15 +1064,25 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
 
     from .enhance import DEFAULT_UPSCALER, UPSCALERS
 
-    problems = _upscaler_status(device, preload)
+    problems = _upscaler_status(device, preload) + _auto_status(device, preload)
+    limits_kw = dict(device=device, max_output_pixels=max_output_pixels, max_input_pixels=max_input_pixels)
+
+    def correct(file, mode, model, outscale, sharpen, when_clean):
+        """Auto: detect pixelation and restore; Upscale only: super-resolve. Returns the
+        before/after pair, the full-resolution PNG, a summary (verdict first) and the region map."""
+        return correct_image(file, mode, model, outscale, sharpen, when_clean, **limits_kw)
 
     def enhance(file, model, outscale, sharpen):
-        """Upscale one image: before/after pair, the full-resolution PNG and a summary."""
-        return enhance_image(file, model, outscale, sharpen, device=device,
-                             max_output_pixels=max_output_pixels, max_input_pixels=max_input_pixels)
+        """Upscale one image (Upscale-only mode): before/after pair, the full-resolution PNG and a summary."""
+        return enhance_image(file, model, outscale, sharpen, **limits_kw)
 
     models_md = "\n".join(f"- **{_md(UPSCALER_LABELS[n])}**: {_md(upscaler_description(n))}"
                           for n in UPSCALERS)
+    modes_md = (f"- **{MODE_LABELS['auto']}**: the detector ({_md(METHOD_LABELS[AUTO_METHOD])}) decides "
+                "whether the image is pixelated; if so its block grid is recovered (one value per block) "
+                "and super-resolved back to the output size, or a censor mosaic over part of it is "
+                "restored in place. A clean image is kept as is or enhanced anyway, as you choose.\n"
+                f"- **{MODE_LABELS['upscale']}**: super-resolve the image whatever it is.")
     limits = [f"uploads up to {max_file_size}" if max_file_size else None,
               f"inputs up to {_mp(max_input_pixels)}",
               f"results up to {_mp(max_output_pixels)}"]
@@ -815,43 +1091,68 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
                    "Formats: PNG, JPEG, WebP, BMP, TIFF, GIF (first frame); alpha, 16-bit and "
                    "grayscale are kept in the download.")
 
-    with gr.Blocks(title="DeepClarity: super-resolution", analytics_enabled=False,
+    with gr.Blocks(title="DeepClarity: restore and super-resolve", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as app:
         gr.Markdown(
-            "# DeepClarity: sharpen up a low-resolution image\n"
-            "Upload an image, choose the model and the output scale, and press **Enhance**. "
-            "Drag the slider to compare the input (enlarged with nearest-neighbour) with the "
-            "result; download the full-resolution PNG below it."
+            "# DeepClarity: restore a pixelated image, sharpen up a low-resolution one\n"
+            "Upload an image and press **Restore**. In **Auto** mode the image is checked for "
+            "pixelation first and restored at its own size (the verdict and the region map appear "
+            "beside the result); **Upscale only** enlarges it with the chosen model. Drag the "
+            "slider to compare the input (nearest-neighbour) with the result; download the "
+            "full-resolution PNG below it."
         )
         gr.Markdown("\n\n".join(f"⚠️ {p}" for p in problems), visible=bool(problems),
                     elem_id="model-status")
         with gr.Row():
             with gr.Column(scale=1):
                 file = gr.File(label="Image", file_count="single", type="filepath")
+                mode = gr.Radio([(label, key) for key, label in MODE_LABELS.items()], value=DEFAULT_MODE,
+                                label="Mode")
+                when_clean = gr.Radio([(label, key) for key, label in WHEN_CLEAN_LABELS.items()], value="keep",
+                                      label="When not pixelated", visible=DEFAULT_MODE == "auto")
                 model = gr.Radio([(UPSCALER_LABELS[n], n) for n in UPSCALERS], value=DEFAULT_UPSCALER,
                                  label="Model")
-                outscale = gr.Slider(OUTSCALE_MIN, OUTSCALE_MAX, value=DEFAULT_OUTSCALE, step=OUTSCALE_STEP,
+                outscale = gr.Slider(OUTSCALE_MIN, OUTSCALE_MAX, value=AUTO_OUTSCALE, step=OUTSCALE_STEP,
                                      label="Output scale",
-                                     info="output size / input size (the models work at ×4, then resize)")
+                                     info="output size / input size: 1 = the input's size (restoration); "
+                                          "the models work at ×4, then resize")
                 sharpen = gr.Slider(0.0, SHARPEN_MAX, value=0.0, step=0.1, label="Sharpening",
-                                    info="unsharp-mask strength applied to the result (0 = off)")
-                button = gr.Button("Enhance", variant="primary")
-                with gr.Accordion("Models and limits", open=False):
-                    gr.Markdown(models_md + "\n\n" + limits_md, elem_id="models-and-limits")
+                                    info="unsharp-mask strength applied to what was restored or "
+                                         "upscaled (0 = off)")
+                button = gr.Button("Restore", variant="primary")
+                with gr.Accordion("Modes, models and limits", open=False):
+                    gr.Markdown(modes_md + "\n\n" + models_md + "\n\n" + limits_md, elem_id="models-and-limits")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="Before (nearest-neighbour) / after", format="png",
                                         type="numpy", interactive=False, buttons=["fullscreen"])
-                download = gr.File(label="Full-resolution PNG", interactive=False)
-                info = gr.Markdown()
-        shipped = example_files(EXAMPLES_DIR / "correct") if examples else []
-        if shipped:
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        info = gr.Markdown(elem_id="verdict")
+                        download = gr.File(label="Full-resolution PNG", interactive=False)
+                    region_map = gr.Image(label="Detection: region map (red = pixelated, green = clean)",
+                                          type="numpy", format="png", interactive=False,
+                                          buttons=["fullscreen"], scale=1, visible=DEFAULT_MODE == "auto")
+                legacy = gr.Button("Enhance (API)", visible=False)
+        auto_examples = ([p for p in example_files(EXAMPLES_DIR / "detect") if not p.stem.startswith("jpeg")]
+                         if examples else [])
+        upscale_examples = example_files(EXAMPLES_DIR / "correct") if examples else []
+        if auto_examples or upscale_examples:
             gr.Examples(
-                examples=[[str(p), DEFAULT_UPSCALER, DEFAULT_OUTSCALE, 0.0] for p in shipped],
-                inputs=[file, model, outscale, sharpen],
-                example_labels=[p.stem.replace("_", " ") for p in shipped],
+                examples=[[str(p), "auto", DEFAULT_UPSCALER, AUTO_OUTSCALE, 0.0, "keep"] for p in auto_examples]
+                + [[str(p), "upscale", DEFAULT_UPSCALER, DEFAULT_OUTSCALE, 0.0, "keep"] for p in upscale_examples],
+                inputs=[file, mode, model, outscale, sharpen, when_clean],
+                example_labels=[f"{p.stem.replace('_', ' ')} (auto)" for p in auto_examples]
+                + [f"{p.stem.replace('_', ' ')} (upscale ×4)" for p in upscale_examples],
                 cache_examples=False,
                 label="Examples (generated by examples/make_examples.py)",
             )
-        button.click(enhance, inputs=[file, model, outscale, sharpen], outputs=[slider, download, info],
-                     api_name="enhance", api_description="Upscale one image (super-resolution).")
+        button.click(correct, inputs=[file, mode, model, outscale, sharpen, when_clean],
+                     outputs=[slider, download, info, region_map], api_name="correct",
+                     api_description="Auto: detect pixelation and restore the image; Upscale only: "
+                                     "super-resolve it.")
+        legacy.click(enhance, inputs=[file, model, outscale, sharpen], outputs=[slider, download, info],
+                     api_name="enhance", api_description="Upscale one image (super-resolution); "
+                                                         "the Upscale-only mode of /correct.")
+        mode.change(mode_settings, inputs=mode, outputs=[outscale, when_clean, button, region_map],
+                    api_visibility="private", queue=False)
     return app

@@ -218,6 +218,7 @@ _DETECTORS_LOCK = threading.Lock()
 
 def load_detector(method: str = "canny", *, device: str = "auto", fp32: bool = False, **kwargs) -> Detector:
     """A shared :class:`Detector` per (method, device, precision, options): models load once."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # threshold=None is the default
     key = (method, device, fp32, tuple(sorted(kwargs.items())))
     with _DETECTORS_LOCK:
         if key not in _DETECTORS:

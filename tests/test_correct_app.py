@@ -251,7 +251,9 @@ def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     assert slider.format == "png" and "download" not in slider.buttons
     radio, scale, sharpen = dep.inputs[1:]
     assert radio.value == "mobilesr" and [c[1] for c in radio.choices] == list(enhance_mod.UPSCALERS)
-    assert (scale.minimum, scale.maximum, scale.step, scale.value) == (1, 8, 0.5, 4)
+    # The slider is shared with /correct, whose default mode (Auto) restores at the input's size;
+    # switching to "Upscale only" sets it to 4 (tests/test_correct_app_auto.py).
+    assert (scale.minimum, scale.maximum, scale.step, scale.value) == (1, 8, 0.5, 1)
     assert (sharpen.minimum, sharpen.maximum, sharpen.value) == (0, 2, 0)
     (limits,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "models-and-limits"]
     assert "uploads up to 20mb" in limits.value and "inputs up to 2 MP" in limits.value
@@ -293,7 +295,7 @@ def test_correct_app_main_builds_and_launches_on_loopback(monkeypatch):
     assert correct_app.main(["--max-file-size", "5mb", "--device", "cpu"]) == 0
     ((app, args, kw),) = launched
     assert kw == {} and launch_kwargs(args)["server_name"] == "127.0.0.1"
-    assert any(d.api_name == "enhance" for d in app.fns.values())
+    assert {"enhance", "correct"} <= {d.api_name for d in app.fns.values()}
     (limits,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "models-and-limits"]
     assert "uploads up to 5mb" in limits.value
 
