@@ -18,7 +18,7 @@ import numpy as np
 from .errors import ImageError
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges",
-           "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region"]
+           "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region"]
 
 MIN_BLOCK = 1.5
 MAX_BLOCK = 64.0
@@ -294,7 +294,7 @@ def block_edges(length: int, block: float, phase: float = 0.0) -> np.ndarray:
     return np.unique(np.concatenate([[0], starts, [length]]).astype(np.int64))
 
 
-def _grid_axes(grid: GridEstimate) -> tuple[tuple[float, float], tuple[float, float]]:
+def grid_axes(grid: GridEstimate) -> tuple[tuple[float, float], tuple[float, float]]:
     """``((bx, px), (by, py))`` of a found grid; ``ValueError`` otherwise."""
     if grid is None or not isinstance(grid, GridEstimate):
         raise ValueError(f"expected a GridEstimate with a block size, got {grid!r}")
@@ -308,7 +308,7 @@ def _grid_axes(grid: GridEstimate) -> tuple[tuple[float, float], tuple[float, fl
 def grid_edges(height: int, width: int, grid: GridEstimate) -> tuple[np.ndarray, np.ndarray]:
     """Cell boundaries ``(row_edges, col_edges)`` of ``grid`` over an ``height x width`` image
     (:func:`block_edges` on each axis); each ``(n + 1,)`` int64 from 0 to the side length."""
-    (bx, px), (by, py) = _grid_axes(grid)
+    (bx, px), (by, py) = grid_axes(grid)
     return block_edges(height, by, py), block_edges(width, bx, px)
 
 
@@ -422,7 +422,7 @@ def refine_grid(img: np.ndarray, grid: GridEstimate, mask: np.ndarray | None = N
         refined edges through :func:`grid_edges`.
     """
     arr = _check_image(img, "refine_grid")
-    (bx, px), (by, py) = _grid_axes(grid)
+    (bx, px), (by, py) = grid_axes(grid)
     h, w = arr.shape[:2]
     if w >= 3:
         bx, px = _refine_axis(boundary_profile(arr, 1, mask), w, bx, px, rel)
@@ -465,7 +465,7 @@ def recover_lowres(img: np.ndarray, grid: GridEstimate, *, method: str = "median
     arr = _check_image(img, "recover_lowres")
     if method not in RECOVER_METHODS:
         raise ValueError(f"recover_lowres: method must be one of {RECOVER_METHODS}, got {method!r}")
-    _grid_axes(grid)
+    grid_axes(grid)
     if refine:
         grid = refine_grid(arr, grid)
     ys, xs = grid_edges(arr.shape[0], arr.shape[1], grid)
@@ -621,7 +621,7 @@ def find_mosaic_region(img: np.ndarray, grid: GridEstimate | None = None, *, min
         grid = estimate_grid(arr, mask)
     if not grid.found:
         return None
-    (bx, px), (by, py) = _grid_axes(grid)
+    (bx, px), (by, py) = grid_axes(grid)
     # Grid estimates sometimes lock onto twice the block size: try half of it as well.
     candidates = [grid]
     if min(bx, by) >= 4.0:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .enhance import DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, load_upscaler, resize_to
 from .errors import DeepClarityError, ImageError
-from .grid import (GridEstimate, _grid_axes, estimate_grid, find_mosaic_region, grid_edges, recover_lowres,
+from .grid import (GridEstimate, estimate_grid, find_mosaic_region, grid_axes, grid_edges, recover_lowres,
                    refine_grid)
 from .io import LoadedImage, read_image, to_uint8
 
@@ -99,7 +99,7 @@ def sample_positions(height: int, width: int, grid: GridEstimate, *,
     Returns:
         ``(row_positions, col_positions)``, one per grid cell, increasing.
     """
-    (bx, px), (by, py) = _grid_axes(grid)
+    (bx, px), (by, py) = grid_axes(grid)
     row_edges, col_edges = grid_edges(height, width, grid)
 
     def axis(edges: np.ndarray, block: float, phase: float) -> np.ndarray:
