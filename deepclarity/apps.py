@@ -68,7 +68,7 @@ DEFAULT_MAX_FILE_SIZE = "50mb"
 #: Requests run at once per event (the model is shared; more would only contend for the cores).
 DEFAULT_CONCURRENCY = 1
 #: Requests allowed to wait in the queue before new ones are turned away.
-DEFAULT_QUEUE_SIZE = 32
+DEFAULT_QUEUE_SIZE = 64
 #: Images processed per request; the rest of an oversized batch gets an error row.
 MAX_FILES = 32
 #: Overlays larger than this (longest side, pixels) are downscaled for display.
