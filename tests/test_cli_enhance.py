@@ -19,13 +19,12 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-import deepclarity.enhance as enhance_mod
 import deepclarity.runtime as runtime_mod
+from helpers import clear_model_caches, write_random_weights
 from deepclarity.cli import main
 from deepclarity.degrade import imresize
 from deepclarity.enhance import resize_to
 from deepclarity.io import read_image, write_image
-from deepclarity.models import create_model, get_spec, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
@@ -38,21 +37,15 @@ RECORD_KEYS = ["input", "output", "status", "model", "size", "seconds", "error"]
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
     """Randomly initialised x4 generators, written once for the module."""
-    import torch
-
-    folder = tmp_path_factory.mktemp("sr_weights")
-    torch.manual_seed(0)
-    for name in SR_MODELS:
-        save_weights(create_model(name, pretrained=False), folder / get_spec(name).weights, {})
-    return folder
+    return write_random_weights(tmp_path_factory.mktemp("sr_weights"), SR_MODELS)
 
 
 @pytest.fixture(autouse=True)
 def random_weights(monkeypatch, weights_dir) -> Path:
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
-    enhance_mod._UPSCALERS.clear()
+    clear_model_caches()
     yield weights_dir
-    enhance_mod._UPSCALERS.clear()
+    clear_model_caches()
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -35,7 +33,8 @@ from deepclarity.apps import (  # noqa: E402
 )
 from deepclarity.degrade import imresize  # noqa: E402
 from deepclarity.io import LoadedImage, read_image  # noqa: E402
-from deepclarity.models import create_model, get_spec, save_weights  # noqa: E402
+from helpers import clear_model_caches, free_port, wait_for_http, write_random_weights  # noqa: E402
+from deepclarity.models import get_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
@@ -47,10 +46,7 @@ SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
     """Randomly initialised SR weights (all three models), written once for the module."""
-    folder = tmp_path_factory.mktemp("weights")
-    for name in SR_MODELS:
-        save_weights(create_model(name, pretrained=False), folder / get_spec(name).weights, {})
-    return folder
+    return write_random_weights(tmp_path_factory.mktemp("weights"), SR_MODELS)
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +55,9 @@ def fresh_upscalers(monkeypatch, weights_dir, tmp_path_factory):
     results go to pytest's temporary folder instead of the system's."""
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("results")))
-    enhance_mod._UPSCALERS.clear()
+    clear_model_caches()
     yield
-    enhance_mod._UPSCALERS.clear()
+    clear_model_caches()
 
 
 @pytest.fixture(scope="module")
@@ -312,32 +308,12 @@ def test_correct_app_help():
 # ------------------------------------------------------------------------------ through the API
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"correct_app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"correct_app.py did not answer at {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.slow
 def test_gradio_client_against_launched_app(images, bad_inputs, weights_dir, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "DEEPCLARITY_WEIGHTS": str(weights_dir), "OMP_NUM_THREADS": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)}  # results and Gradio's cache
@@ -347,7 +323,7 @@ def test_gradio_client_against_launched_app(images, bad_inputs, weights_dir, tmp
         proc = subprocess.Popen([sys.executable, "correct_app.py", "--port", str(port), "--device", "cpu",
                                  "--threads", "1"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for(url, proc, log)
+        wait_for_http(url, proc, log)
         client = Client(url, verbose=False, download_files=str(tmp_path / "dl"), analytics_enabled=False)
         try:
             assert "/enhance" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,6 @@ from skimage import data as skdata
 gr = pytest.importorskip("gradio")
 
 from deepclarity import detect as detect_mod  # noqa: E402
-from deepclarity import enhance as enhance_mod  # noqa: E402
 from deepclarity import restore as restore_mod  # noqa: E402
 from deepclarity.apps import (  # noqa: E402
     AUTO_OUTSCALE, DEFAULT_OUTSCALE, REGION_BOX_RGB, build_correct_app, correct_image, mode_settings,
@@ -36,7 +32,8 @@ from deepclarity.apps import (  # noqa: E402
 )
 from deepclarity.degrade import mosaic, pixelate  # noqa: E402
 from deepclarity.detect import Detection  # noqa: E402
-from deepclarity.models import create_model, get_spec, save_weights  # noqa: E402
+from helpers import clear_model_caches, free_port, wait_for_http, write_random_weights  # noqa: E402
+from deepclarity.models import get_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTORS = ("detector-canny", "detector-rgb")
@@ -46,11 +43,7 @@ DETECTORS = ("detector-canny", "detector-rgb")
 
 
 def _write_weights(folder: Path, *, threshold: float) -> Path:
-    save_weights(create_model("mobilesr", pretrained=False), folder / get_spec("mobilesr").weights, {})
-    for name in DETECTORS:
-        save_weights(create_model(name, pretrained=False), folder / get_spec(name).weights,
-                     {"threshold": threshold}, half=True)
-    return folder
+    return write_random_weights(folder, ("mobilesr", *DETECTORS), {"threshold": threshold})
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +58,9 @@ def fresh_models(monkeypatch, weights_dir, tmp_path_factory):
     detectors and restorers), and send results to pytest's temporary folder."""
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("results")))
-    caches = (enhance_mod._UPSCALERS, detect_mod._DETECTORS, restore_mod._RESTORERS)
-    for cache in caches:
-        cache.clear()
+    clear_model_caches()
     yield
-    for cache in caches:
-        cache.clear()
+    clear_model_caches()
 
 
 @pytest.fixture(scope="module")
@@ -280,33 +270,13 @@ def test_shipped_detector_gives_real_verdicts(photos, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------ through the API
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"correct_app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"correct_app.py did not answer at {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.slow
 def test_correct_endpoint_through_gradio_client(photos, bad_inputs, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     weights = _write_weights(tmp_path / "weights", threshold=0.0)  # every image is "pixelated"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "DEEPCLARITY_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)}
@@ -316,7 +286,7 @@ def test_correct_endpoint_through_gradio_client(photos, bad_inputs, tmp_path):
         proc = subprocess.Popen([sys.executable, "correct_app.py", "--port", str(port), "--device", "cpu",
                                  "--threads", "1"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for(url, proc, log)
+        wait_for_http(url, proc, log)
         client = Client(url, verbose=False, download_files=str(tmp_path / "dl"), analytics_enabled=False)
         try:
             api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]

@@ -8,7 +8,6 @@ Detector weights are randomly initialised ones written to a temporary folder
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from deepclarity.apps import (  # noqa: E402
     DEFAULT_HOST, EXAMPLES_DIR, build_detect_app, detect_images, example_files, launch_kwargs,
     overlay_region_map, parse_app_args, queue_kwargs,
 )
+from helpers import free_port  # noqa: E402
 from deepclarity.models import create_model, get_spec, save_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,12 +216,6 @@ def test_detect_app_help():
 # ------------------------------------------------------------------------------ through the API
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:::gradio.queueing")  # Gradio's own event stats vs pandas 3
 def test_gradio_client_against_launched_app(images, tmp_path):
@@ -230,7 +224,7 @@ def test_gradio_client_against_launched_app(images, tmp_path):
 
     from deepclarity.apps import launch_app
 
-    args = parse_app_args(["--host", "127.0.0.1", "--port", str(_free_port()), "--device", "cpu"])
+    args = parse_app_args(["--host", "127.0.0.1", "--port", str(free_port()), "--device", "cpu"])
     app = build_detect_app(device="cpu")
     try:
         _, url, _ = launch_app(app, args, prevent_thread_lock=True, quiet=True)

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-import deepclarity.enhance as enhance_mod
 import deepclarity.runtime as runtime_mod
+from helpers import clear_model_caches, write_random_weights
 from deepclarity.degrade import imresize
 from deepclarity.enhance import (
     AUTO_TILE, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, Enhanced, Upscaler, load_upscaler, output_path, resize_to,
@@ -41,22 +41,16 @@ SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
     """Randomly initialised x4 generators, written once for the module."""
-    import torch
-
-    folder = tmp_path_factory.mktemp("sr_weights")
-    torch.manual_seed(0)
-    for name in SR_MODELS:
-        save_weights(create_model(name, pretrained=False), folder / get_spec(name).weights, {})
-    return folder
+    return write_random_weights(tmp_path_factory.mktemp("sr_weights"), SR_MODELS)
 
 
 @pytest.fixture(autouse=True)
 def random_weights(monkeypatch, weights_dir) -> Path:
     """Point the registry at the temporary weights; forget upscalers cached by other tests."""
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
-    enhance_mod._UPSCALERS.clear()
+    clear_model_caches()
     yield weights_dir
-    enhance_mod._UPSCALERS.clear()
+    clear_model_caches()
 
 
 @pytest.fixture(scope="module")
