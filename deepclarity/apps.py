@@ -496,7 +496,11 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
 
     def detect(files, method, threshold):
         """Detect pixelation in one or more images: region maps, a summary and JSON records."""
-        return detect_images(files, method, threshold, device=device, max_files=max_files)
+        gallery, summary, records = detect_images(files, method, threshold, device=device, max_files=max_files)
+        folder = _fresh_output_dir()
+        files_out = [(_as_request_file(img, str(folder / "_"), f"map{i:02d}"), caption)
+                     for i, (img, caption) in enumerate(gallery)]
+        return files_out, summary, records
 
     with gr.Blocks(title="DeepClarity: pixelation detector", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as app:
@@ -1036,6 +1040,25 @@ def _mp(pixels: int) -> str:
     return f"{pixels / 1e6:g} MP"
 
 
+def _as_request_file(image: np.ndarray | None, beside: str, stem: str) -> str | None:
+    """``image`` written as PNG next to this request's download (a folder no other request uses).
+
+    Gradio caches returned *arrays* under a hash of their bytes and rewrites that file in place,
+    so identical concurrent requests (the same image uploaded twice) could read each other's
+    half-written file (seen in evaluation/loadtest.py as a truncated download); a path of our own
+    is cached under its own name."""
+    if image is None:
+        return None
+    from .io import write_image
+
+    return str(write_image(Path(beside).parent / f"{stem}.png", image))
+
+
+def _as_request_files(pair: tuple[np.ndarray, np.ndarray], beside: str) -> tuple[str, str]:
+    before, after = pair
+    return _as_request_file(before, beside, "before"), _as_request_file(after, beside, "after")
+
+
 def build_correct_app(*, device: str = "auto", preload: bool = True, examples: bool = True,
                       max_file_size: str | None = DEFAULT_MAX_FILE_SIZE,
                       max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
@@ -1070,11 +1093,13 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
     def correct(file, mode, model, outscale, sharpen, when_clean):
         """Auto: detect pixelation and restore; Upscale only: super-resolve. Returns the
         before/after pair, the full-resolution PNG, a summary (verdict first) and the region map."""
-        return correct_image(file, mode, model, outscale, sharpen, when_clean, **limits_kw)
+        pair, png, info, overlay = correct_image(file, mode, model, outscale, sharpen, when_clean, **limits_kw)
+        return _as_request_files(pair, png), png, info, _as_request_file(overlay, png, "region_map")
 
     def enhance(file, model, outscale, sharpen):
         """Upscale one image (Upscale-only mode): before/after pair, the full-resolution PNG and a summary."""
-        return enhance_image(file, model, outscale, sharpen, **limits_kw)
+        pair, png, info = enhance_image(file, model, outscale, sharpen, **limits_kw)
+        return _as_request_files(pair, png), png, info
 
     models_md = "\n".join(f"- **{_md(UPSCALER_LABELS[n])}**: {_md(upscaler_description(n))}"
                           for n in UPSCALERS)

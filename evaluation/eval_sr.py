@@ -96,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "python evaluation/eval_sr.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     env = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "
            f"{torch.get_num_threads()} CPU threads, device {args.device}")
+    trained = [m for m in args.models if m != "bicubic"]
+    if trained:
+        from deepclarity.models import get_spec
+
+        env += "; weights sha256: " + ", ".join(f"{m} {get_spec(m).card['sha256'][:16]}" for m in trained)
     if speed:
         env += f"; speed: {speed['cpu']}, float32, one {speed['frame']} frame, median of {speed['repeats']} runs"
     table = format_sr_table(results, scale=args.scale, facts=facts)
