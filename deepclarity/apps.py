@@ -616,7 +616,7 @@ def _fresh_output_dir() -> Path:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 keep.append((created, folder))
-        folder = Path(tempfile.mkdtemp(prefix="deepclarity-correct-"))
+        folder = Path(tempfile.mkdtemp(prefix="deepclarity-app-"))
         keep.append((now, folder))
         _output_dirs[:] = keep
     return folder

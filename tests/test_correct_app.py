@@ -211,7 +211,7 @@ def test_download_is_never_written_over_the_upload(tmp_path):
 def test_old_result_folders_are_removed(images, monkeypatch):
     first = Path(enhance_image(str(images["photo.png"]), "bicubic", 2, 0, device="cpu")[1])
     assert first.is_file() and first.parent.parent == Path(tempfile.gettempdir())
-    assert first.parent.name.startswith("deepclarity-correct-")
+    assert first.parent.name.startswith("deepclarity-app-")
     monkeypatch.setattr(apps_mod, "OUTPUT_TTL_S", 0.0)
     time.sleep(0.01)
     second = Path(enhance_image(str(images["photo.png"]), "bicubic", 2, 0, device="cpu")[1])
