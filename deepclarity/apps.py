@@ -498,7 +498,7 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
         """Detect pixelation in one or more images: region maps, a summary and JSON records."""
         gallery, summary, records = detect_images(files, method, threshold, device=device, max_files=max_files)
         folder = _fresh_output_dir()
-        files_out = [(_as_request_file(img, str(folder / "_"), f"map{i:02d}"), caption)
+        files_out = [(_as_request_file(img, folder, f"map{i:02d}"), caption)
                      for i, (img, caption) in enumerate(gallery)]
         return files_out, summary, records
 
@@ -1040,8 +1040,8 @@ def _mp(pixels: int) -> str:
     return f"{pixels / 1e6:g} MP"
 
 
-def _as_request_file(image: np.ndarray | None, beside: str, stem: str) -> str | None:
-    """``image`` written as PNG next to this request's download (a folder no other request uses).
+def _as_request_file(image: np.ndarray | None, folder: Path, stem: str) -> str | None:
+    """``image`` written as ``folder/stem.png``, ``folder`` being this request's own.
 
     Gradio caches returned *arrays* under a hash of their bytes and rewrites that file in place,
     so identical concurrent requests (the same image uploaded twice) could read each other's
@@ -1051,12 +1051,12 @@ def _as_request_file(image: np.ndarray | None, beside: str, stem: str) -> str | 
         return None
     from .io import write_image
 
-    return str(write_image(Path(beside).parent / f"{stem}.png", image))
+    return str(write_image(folder / f"{stem}.png", image))
 
 
-def _as_request_files(pair: tuple[np.ndarray, np.ndarray], beside: str) -> tuple[str, str]:
+def _as_request_files(pair: tuple[np.ndarray, np.ndarray], folder: Path) -> tuple[str, str]:
     before, after = pair
-    return _as_request_file(before, beside, "before"), _as_request_file(after, beside, "after")
+    return _as_request_file(before, folder, "before"), _as_request_file(after, folder, "after")
 
 
 def build_correct_app(*, device: str = "auto", preload: bool = True, examples: bool = True,
@@ -1094,12 +1094,13 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
         """Auto: detect pixelation and restore; Upscale only: super-resolve. Returns the
         before/after pair, the full-resolution PNG, a summary (verdict first) and the region map."""
         pair, png, info, overlay = correct_image(file, mode, model, outscale, sharpen, when_clean, **limits_kw)
-        return _as_request_files(pair, png), png, info, _as_request_file(overlay, png, "region_map")
+        folder = Path(png).parent  # the download's folder, made for this request
+        return _as_request_files(pair, folder), png, info, _as_request_file(overlay, folder, "region_map")
 
     def enhance(file, model, outscale, sharpen):
         """Upscale one image (Upscale-only mode): before/after pair, the full-resolution PNG and a summary."""
         pair, png, info = enhance_image(file, model, outscale, sharpen, **limits_kw)
-        return _as_request_files(pair, png), png, info
+        return _as_request_files(pair, Path(png).parent), png, info
 
     models_md = "\n".join(f"- **{_md(UPSCALER_LABELS[n])}**: {_md(upscaler_description(n))}"
                           for n in UPSCALERS)

@@ -29,7 +29,7 @@ from .errors import DeepClarityError, ImageError
 from .io import LoadedImage, read_image
 
 __all__ = ["UPSCALERS", "DEFAULT_UPSCALER", "AUTO_TILE", "MAX_OUTPUT_PIXELS", "Upscaler", "Enhanced",
-           "load_upscaler", "sharpen", "resize_to", "output_path"]
+           "load_upscaler", "sharpen", "resize_to", "to_gray3", "output_path"]
 
 UPSCALERS = ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
 DEFAULT_UPSCALER = "mobilesr"
@@ -53,6 +53,12 @@ def sharpen(img: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
     f = img.astype(np.float32)
     out = f + amount * (f - cv2.GaussianBlur(f, (0, 0), sigma))
     return np.clip(np.rint(out), 0, top).astype(img.dtype)
+
+
+def to_gray3(rgb: np.ndarray) -> np.ndarray:
+    """``HxWx3`` -> the channel mean replicated to 3 channels, same dtype: a result made from a
+    grayscale input is written back as gray, whatever colour a network let in."""
+    return np.repeat(np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(rgb.dtype), 3, axis=2)
 
 
 def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -176,7 +182,7 @@ class Upscaler:
             pixels = np.repeat(pixels[..., :1], 3, axis=2)
         up = resize_to(self.upscale_array(pixels), out_h, out_w)
         if loaded.grayscale:
-            up = np.repeat(np.round(up.astype(np.float32).mean(axis=2, keepdims=True)).astype(up.dtype), 3, axis=2)
+            up = to_gray3(up)
         up = sharpen(up, sharpen_amount)
         alpha = None
         if loaded.alpha is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .enhance import DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, load_upscaler, resize_to
+from .enhance import DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, load_upscaler, resize_to, to_gray3
 from .errors import DeepClarityError, ImageError
 from .grid import (GridEstimate, estimate_grid, find_mosaic_region, grid_axes, grid_edges, recover_lowres,
                    refine_grid)
@@ -130,7 +130,6 @@ class Restorer:
 
         self.upscaler = load_upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
         self.detector = load_detector(method, device=device, fp32=fp32, threshold=threshold)
-        self.threshold = threshold
 
     @property
     def model(self) -> str:
@@ -236,8 +235,7 @@ class Restorer:
     def _finish(loaded: LoadedImage, pixels: np.ndarray, out_h: int, out_w: int) -> LoadedImage:
         """The result in kind: grayscale collapsed back to gray, alpha resized alongside."""
         if loaded.grayscale:
-            pixels = np.repeat(np.round(pixels.astype(np.float32).mean(axis=2, keepdims=True))
-                               .astype(pixels.dtype), 3, axis=2)
+            pixels = to_gray3(pixels)
         alpha = None if loaded.alpha is None else resize_to(loaded.alpha, out_h, out_w)
         return replace(loaded, pixels=np.ascontiguousarray(pixels), alpha=alpha, path=None)
 

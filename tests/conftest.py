@@ -290,3 +290,29 @@ def bad_inputs(tmp_path_factory) -> Corpus:
     unreadable = root / "unreadable.png"
     if unreadable.exists():
         unreadable.chmod(0o644)
+
+
+# ----------------------------------------------------------------------- random generator weights
+
+#: The x4 generators the product ships.
+SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
+
+
+@pytest.fixture(scope="session")
+def sr_weights_dir(tmp_path_factory) -> Path:
+    """Randomly initialised weights of the three generators (plumbing tests never read
+    ``weights/``, which a training run may be rewriting)."""
+    from helpers import write_random_weights
+
+    return write_random_weights(tmp_path_factory.mktemp("sr_weights"), SR_MODELS)
+
+
+@pytest.fixture
+def random_sr_weights(monkeypatch, sr_weights_dir) -> Path:
+    """Point the registry at :func:`sr_weights_dir` and forget models cached by other tests."""
+    from helpers import clear_model_caches
+
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(sr_weights_dir))
+    clear_model_caches()
+    yield sr_weights_dir
+    clear_model_caches()

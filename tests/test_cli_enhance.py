@@ -20,32 +20,19 @@ from PIL import Image
 from skimage import data as skdata
 
 import deepclarity.runtime as runtime_mod
-from helpers import clear_model_caches, write_random_weights
 from deepclarity.cli import main
 from deepclarity.degrade import imresize
 from deepclarity.enhance import resize_to
 from deepclarity.io import read_image, write_image
 
 REPO = Path(__file__).resolve().parents[1]
-SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
 RECORD_KEYS = ["input", "output", "status", "model", "size", "seconds", "error"]
 
 
 # ------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    """Randomly initialised x4 generators, written once for the module."""
-    return write_random_weights(tmp_path_factory.mktemp("sr_weights"), SR_MODELS)
-
-
-@pytest.fixture(autouse=True)
-def random_weights(monkeypatch, weights_dir) -> Path:
-    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
-    clear_model_caches()
-    yield weights_dir
-    clear_model_caches()
+pytestmark = pytest.mark.usefixtures("random_sr_weights")
 
 
 @pytest.fixture(scope="module")

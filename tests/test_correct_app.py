@@ -33,7 +33,7 @@ from deepclarity.apps import (  # noqa: E402
 )
 from deepclarity.degrade import imresize  # noqa: E402
 from deepclarity.io import LoadedImage, read_image  # noqa: E402
-from helpers import clear_model_caches, free_port, wait_for_http, write_random_weights  # noqa: E402
+from helpers import free_port, wait_for_http  # noqa: E402
 from deepclarity.models import get_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,21 +43,11 @@ SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
 # ------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    """Randomly initialised SR weights (all three models), written once for the module."""
-    return write_random_weights(tmp_path_factory.mktemp("weights"), SR_MODELS)
-
-
 @pytest.fixture(autouse=True)
-def fresh_upscalers(monkeypatch, weights_dir, tmp_path_factory):
-    """Point the registry at the temporary weights and forget upscalers cached by other tests;
-    results go to pytest's temporary folder instead of the system's."""
-    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
+def fresh_upscalers(monkeypatch, random_sr_weights, tmp_path_factory):
+    """Random generator weights (conftest), models loaded afresh; results go to pytest's
+    temporary folder instead of the system's."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("results")))
-    clear_model_caches()
-    yield
-    clear_model_caches()
 
 
 @pytest.fixture(scope="module")
@@ -309,13 +299,13 @@ def test_correct_app_help():
 
 
 @pytest.mark.slow
-def test_gradio_client_against_launched_app(images, bad_inputs, weights_dir, tmp_path):
+def test_gradio_client_against_launched_app(images, bad_inputs, sr_weights_dir, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "DEEPCLARITY_WEIGHTS": str(weights_dir), "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "DEEPCLARITY_WEIGHTS": str(sr_weights_dir), "OMP_NUM_THREADS": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)}  # results and Gradio's cache
     env.pop("GRADIO_SERVER_NAME", None)  # the default host must be loopback
     log = tmp_path / "server.log"

@@ -21,7 +21,6 @@ from PIL import Image
 from skimage import data as skdata
 
 import deepclarity.runtime as runtime_mod
-from helpers import clear_model_caches, write_random_weights
 from deepclarity.degrade import imresize
 from deepclarity.enhance import (
     AUTO_TILE, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, Enhanced, Upscaler, load_upscaler, output_path, resize_to,
@@ -32,25 +31,9 @@ from deepclarity.io import LoadedImage, read_image, write_image
 from deepclarity.metrics import psnr_y
 from deepclarity.models import create_model, get_spec, save_weights
 
-SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
-
-
 # ------------------------------------------------------------------------------------- fixtures
 
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    """Randomly initialised x4 generators, written once for the module."""
-    return write_random_weights(tmp_path_factory.mktemp("sr_weights"), SR_MODELS)
-
-
-@pytest.fixture(autouse=True)
-def random_weights(monkeypatch, weights_dir) -> Path:
-    """Point the registry at the temporary weights; forget upscalers cached by other tests."""
-    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights_dir))
-    clear_model_caches()
-    yield weights_dir
-    clear_model_caches()
+pytestmark = pytest.mark.usefixtures("random_sr_weights")
 
 
 @pytest.fixture(scope="module")
@@ -329,9 +312,9 @@ def test_missing_weights_name_the_file(tmp_path, monkeypatch):
         Upscaler("mobilesr", device="cpu")
 
 
-def test_explicit_weight_file_is_used(weights_dir, tmp_path, monkeypatch, photo):
+def test_explicit_weight_file_is_used(sr_weights_dir, tmp_path, monkeypatch, photo):
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(tmp_path))  # nothing shipped here
-    up = Upscaler("minisrgan", device="cpu", weights=weights_dir / "minisrgan.safetensors")
+    up = Upscaler("minisrgan", device="cpu", weights=sr_weights_dir / "minisrgan.safetensors")
     assert up.upscale_array(photo[:8, :8]).shape == (32, 32, 3)
 
 
