@@ -20,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from deepclarity.apps import apply_runtime_args, build_detect_app, launch_app
 
     apply_runtime_args(args)
-    launch_app(build_detect_app(device=args.device), args)
+    launch_app(build_detect_app(device=args.device, max_file_size=args.max_file_size,
+                                time_limit=args.time_limit), args)
     return 0
 
 

@@ -3,8 +3,9 @@
 Two layers:
 
 * **Shared plumbing**, usable by every app: :func:`add_server_arguments` / :func:`parse_app_args`
-  (``--host``, ``--port``, ``--share``, ``--max-file-size``, ``--concurrency``, ...),
-  :func:`apply_runtime_args` (``--threads``, before models load),
+  (``--host``, ``--port``, ``--share``, ``--max-file-size``, ``--concurrency``, ``--time-limit``, ...),
+  :func:`apply_runtime_args` (``--threads``, before models load), :class:`TimeLimit` (the
+  per-request time limit every event runs under),
   :func:`launch_kwargs` / :func:`queue_kwargs` (what goes to ``Blocks.launch`` and
   ``Blocks.queue``), :func:`launch_app`, :func:`user_error` (a library error as a ``gr.Error``)
   and :func:`example_files`.
@@ -19,9 +20,9 @@ Two layers:
   before/after slider's images, :func:`build_correct_app` lays out the ``gr.Blocks``.
 
 Conventions (``DESIGN.md`` section 4): bind 127.0.0.1 unless told otherwise, every event goes
-through the queue with a concurrency limit, uploads have a size limit, the API is public so
-``gradio_client`` works, examples ship with the repository, and a library error reaches the user
-as one line, never a traceback. Models load once (:func:`deepclarity.detect.load_detector`
+through the queue with a concurrency limit and runs under a time limit, uploads have a size
+limit, the API is public so ``gradio_client`` works, examples ship with the repository, and a
+library error reaches the user as one line, never a traceback. Models load once (:func:`deepclarity.detect.load_detector`
 caches them); an app whose weights are missing still starts and says so.
 
 Gradio is imported inside the functions that need it, so ``detect_app.py --help`` answers at once.
@@ -30,10 +31,12 @@ Gradio is imported inside the functions that need it, so ``detect_app.py --help`
 from __future__ import annotations
 
 import argparse
+import contextvars
 import html
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -48,10 +51,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import LoadedImage
 
 __all__ = [
-    "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_MAX_FILE_SIZE", "EXAMPLES_DIR", "METHOD_LABELS",
-    "add_server_arguments", "parse_app_args", "apply_runtime_args", "launch_kwargs", "queue_kwargs", "launch_app",
-    "user_error", "example_files", "overlay_region_map", "DetectRow", "detect_images",
-    "summary_markdown", "build_detect_app",
+    "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_MAX_FILE_SIZE", "DEFAULT_TIME_LIMIT_S", "EXAMPLES_DIR",
+    "METHOD_LABELS", "TimeLimit", "add_server_arguments", "parse_app_args", "apply_runtime_args",
+    "launch_kwargs", "queue_kwargs", "launch_app", "user_error", "example_files", "overlay_region_map",
+    "DetectRow", "detect_images", "summary_markdown", "build_detect_app",
     "CORRECT_MAX_OUTPUT_PIXELS", "CORRECT_MAX_INPUT_PIXELS", "UPSCALER_LABELS", "upscaler_description",
     "download_name", "comparison_pair", "enhance_image", "build_correct_app",
     "MODE_LABELS", "WHEN_CLEAN_LABELS", "AUTO_OUTSCALE", "restored_download_name", "verdict_markdown",
@@ -69,6 +72,11 @@ DEFAULT_MAX_FILE_SIZE = "50mb"
 DEFAULT_CONCURRENCY = 1
 #: Requests allowed to wait in the queue before new ones are turned away.
 DEFAULT_QUEUE_SIZE = 64
+#: Seconds one request may compute (queueing not counted) before its user gets an error
+#: (``--time-limit``; see :class:`TimeLimit`). The largest input (2 MP) through the slowest model
+#: is about 45 s of model time on 2 CPU cores (README, bench sr: 2.9 s per 480x270 frame), so
+#: this leaves room for reading, encoding and a busy machine.
+DEFAULT_TIME_LIMIT_S = 120.0
 #: Images processed per request; the rest of an oversized batch gets an error row.
 MAX_FILES = 32
 #: Overlays larger than this (longest side, pixels) are downscaled for display.
@@ -121,6 +129,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="requests processed at once (default %(default)s)")
     server.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
                         help="requests that may wait in the queue (default %(default)s)")
+    server.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                        help="longest a request may compute before its user gets an error "
+                             "(default %(default)g; queueing not counted)")
     compute = parser.add_argument_group("compute")
     compute.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     compute.add_argument("--threads", type=int, default=None, metavar="N",
@@ -140,6 +151,8 @@ def parse_app_args(argv: Sequence[str] | None = None, *, prog: str | None = None
         parser.error("--concurrency must be at least 1")
     if args.queue_size < 1:
         parser.error("--queue-size must be at least 1")
+    if not 0 < args.time_limit < float("inf"):  # also refuses NaN
+        parser.error(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
     return args
 
 
@@ -190,6 +203,118 @@ def user_error(message: str) -> "gr.Error":
 
     line = " ".join(str(message).split())
     return gr.Error(html.escape(line, quote=False), print_exception=False)
+
+
+class TimeLimit:
+    """The per-request time limit of one app: :meth:`run` does an event's work, and a request
+    that computes for longer than ``seconds`` gets a ``gr.Error`` instead of its result.
+
+    **How.** Python cannot stop a thread in the middle of a PyTorch operation (and killing one
+    would leave the shared models and caches in an unknown state), so the limit is enforced at the
+    edge: the work runs in a worker thread of its own, the request waits for it at most
+    ``seconds``, and when the time is up the user is told so at once while the worker is left to
+    finish in the background; its result is then discarded.
+
+    **No pile-up.** Gradio frees the request's concurrency slot as soon as the error is raised, so
+    the abandoned ("overdue") worker would otherwise compute alongside the next requests, and a
+    series of slow inputs could stack up workers until the machine stalls. Instead, a request
+    does not start its work while any overdue worker of this app is still running: it waits for
+    it, that wait counting against its own time limit, and if the overdue worker is still busy
+    when the limit is reached the request is refused with a message saying so. So the app never
+    computes more than its queue's concurrency limit of requests at once, every request answers
+    within about ``seconds`` of starting, and once the overdue worker ends requests are served
+    normally again. (While one is overdue, free concurrency slots wait too: an app with
+    ``--concurrency 4`` briefly runs fewer than 4.)
+
+    The clock starts when the request leaves the queue; time spent queueing is not counted.
+    One instance is shared by all the events of an app (they share its models and cores).
+
+    Args:
+        seconds: the limit, > 0.
+        hint: what the timeout message suggests, e.g. "Try a smaller image."
+    """
+
+    def __init__(self, seconds: float = DEFAULT_TIME_LIMIT_S, *, hint: str = ""):
+        seconds = float(seconds)
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"the time limit must be a positive number of seconds, got {seconds}")
+        self.seconds = seconds
+        self.hint = hint
+        self._cond = threading.Condition()
+        self._overdue: set[threading.Thread] = set()  # timed out, still running
+
+    @property
+    def overdue(self) -> int:
+        """Workers that ran over the limit and are still running."""
+        with self._cond:
+            return len(self._overdue)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no overdue worker is running (at most ``timeout`` s); True if none is."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._overdue, timeout)
+
+    def describe(self) -> str:
+        """The limit in words for the page, e.g. ``"120 s of processing per request"``."""
+        return f"{self.seconds:g} s of processing per request"
+
+    def run(self, fn, /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker thread, within the limit: its result, or its
+        exception re-raised as is (a ``gr.Error`` stays one).
+
+        Raises:
+            gr.Error: the work took longer than the limit, or an earlier request's overdue work
+                was still running when it was reached.
+        """
+        deadline = time.monotonic() + self.seconds
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._overdue, self.seconds):
+                raise user_error(
+                    "The server is still finishing an earlier request that ran over the time limit "
+                    f"of {self.seconds:g} s, so this one was not started. Please try again in a moment.")
+
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        context = contextvars.copy_context()  # Gradio keeps request-local state in context variables
+        started = time.monotonic()
+
+        def work() -> None:
+            try:
+                box["value"] = context.run(fn, *args, **kwargs)
+            except BaseException as exc:  # handed to the request, or dropped when it is overdue
+                box["error"] = exc
+            finally:
+                with self._cond:
+                    done.set()
+                    if worker in self._overdue:
+                        self._overdue.discard(worker)
+                        log.warning("an overdue request finished after %.1f s (limit %g s); its result "
+                                    "was discarded", time.monotonic() - started, self.seconds)
+                        box.clear()
+                    self._cond.notify_all()
+
+        worker = threading.Thread(target=work, name="deepclarity-request", daemon=True)
+        worker.start()
+        done.wait(max(0.0, deadline - time.monotonic()))
+        with self._cond:  # decided under the lock the worker finishes under: finished or overdue, not both
+            if not done.is_set():
+                self._overdue.add(worker)
+                log.warning("a request ran over the time limit of %g s; its user was told, and it "
+                            "is left to finish in the background", self.seconds)
+                raise user_error(f"Time limit exceeded: processing took longer than {self.seconds:g} s, "
+                                 f"the limit for one request. {self.hint}".strip())
+        if "error" in box:
+            raise box.pop("error")
+        return box.pop("value")
+
+
+def _time_limit(value: "float | TimeLimit | None", hint: str) -> TimeLimit:
+    """A :class:`TimeLimit` from a builder's ``time_limit`` argument (seconds, an instance, or
+    ``None`` for the default); an instance without a hint gets ``hint``."""
+    if isinstance(value, TimeLimit):
+        value.hint = value.hint or hint
+        return value
+    return TimeLimit(DEFAULT_TIME_LIMIT_S if value is None else value, hint=hint)
 
 
 def example_files(folder: str | os.PathLike, pattern: str = "*.png") -> list[Path]:
@@ -477,7 +602,8 @@ def _model_status(device: str, preload: bool) -> list[str]:
 
 
 def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bool = True,
-                     max_files: int = MAX_FILES) -> "gr.Blocks":
+                     max_files: int = MAX_FILES, max_file_size: str | None = DEFAULT_MAX_FILE_SIZE,
+                     time_limit: "float | TimeLimit | None" = DEFAULT_TIME_LIMIT_S) -> "gr.Blocks":
     """The detection app: upload images, choose the method, see verdicts and region maps.
 
     The one event is exposed to the API as ``/detect`` with inputs ``(files, method, threshold)``
@@ -489,18 +615,34 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
             the page instead of on the first request). Missing weights never stop the app.
         examples: show the example images from ``examples/detect`` (when present).
         max_files: images processed per request.
+        max_file_size: the upload limit given to ``launch`` (only shown on the page here).
+        time_limit: seconds a request may compute (or a :class:`TimeLimit`); stated on the page.
     """
     import gradio as gr
 
-    problems = _model_status(device, preload)
+    from .io import max_pixels_limit
 
-    def detect(files, method, threshold):
-        """Detect pixelation in one or more images: region maps, a summary and JSON records."""
+    problems = _model_status(device, preload)
+    limit = _time_limit(time_limit, "Try fewer or smaller images.")
+
+    def work(files, method, threshold):
         gallery, summary, records = detect_images(files, method, threshold, device=device, max_files=max_files)
         folder = _fresh_output_dir()
         files_out = [(_as_request_file(img, folder, f"map{i:02d}"), caption)
                      for i, (img, caption) in enumerate(gallery)]
         return files_out, summary, records
+
+    def detect(files, method, threshold):
+        """Detect pixelation in one or more images: region maps, a summary and JSON records."""
+        return limit.run(work, files, method, threshold)
+
+    try:
+        pixels = f"images up to {_mp(max_pixels_limit())}"
+    except DeepClarityError:  # a bad $DEEPCLARITY_MAX_PIXELS: every request will say so
+        pixels = None
+    limits = [f"uploads up to {max_file_size} each" if max_file_size else None,
+              f"up to {max_files} images per request", pixels, limit.describe()]
+    limits_md = "**Limits:** " + "; ".join(x for x in limits if x) + "."
 
     with gr.Blocks(title="DeepClarity: pixelation detector", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as app:
@@ -515,6 +657,7 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
         with gr.Row():
             with gr.Column(scale=1):
                 files = gr.File(label="Images", file_count="multiple", type="filepath")
+                gr.Markdown(limits_md, elem_id="limits")
                 method = gr.Radio([(label, key) for key, label in METHOD_LABELS.items()], value="canny",
                                   label="Method")
                 threshold = gr.Slider(0.0, 1.0, value=_calibrated_threshold("canny"), step=0.01,
@@ -1062,7 +1205,8 @@ def _as_request_files(pair: tuple[np.ndarray, np.ndarray], folder: Path) -> tupl
 def build_correct_app(*, device: str = "auto", preload: bool = True, examples: bool = True,
                       max_file_size: str | None = DEFAULT_MAX_FILE_SIZE,
                       max_output_pixels: int = CORRECT_MAX_OUTPUT_PIXELS,
-                      max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS) -> "gr.Blocks":
+                      max_input_pixels: int = CORRECT_MAX_INPUT_PIXELS,
+                      time_limit: "float | TimeLimit | None" = DEFAULT_TIME_LIMIT_S) -> "gr.Blocks":
     """The correction app: upload an image; in the default **Auto** mode it is checked for
     pixelation and restored (the verdict and region map shown beside the result), in **Upscale
     only** mode it is super-resolved. Choose the model, the output scale and optional sharpening;
@@ -1082,6 +1226,8 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
         max_file_size: the upload limit given to ``launch`` (only shown on the page here).
         max_output_pixels: larger results are refused.
         max_input_pixels: larger inputs are refused.
+        time_limit: seconds a request may compute (or a :class:`TimeLimit`, shared by both
+            events); stated on the page.
     """
     import gradio as gr
 
@@ -1089,18 +1235,25 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
 
     problems = _upscaler_status(device, preload) + _auto_status(device, preload)
     limits_kw = dict(device=device, max_output_pixels=max_output_pixels, max_input_pixels=max_input_pixels)
+    limit = _time_limit(time_limit, "Try a smaller image, a lower output scale or a faster model.")
 
-    def correct(file, mode, model, outscale, sharpen, when_clean):
-        """Auto: detect pixelation and restore; Upscale only: super-resolve. Returns the
-        before/after pair, the full-resolution PNG, a summary (verdict first) and the region map."""
+    def correct_work(file, mode, model, outscale, sharpen, when_clean):
         pair, png, info, overlay = correct_image(file, mode, model, outscale, sharpen, when_clean, **limits_kw)
         folder = Path(png).parent  # the download's folder, made for this request
         return _as_request_files(pair, folder), png, info, _as_request_file(overlay, folder, "region_map")
 
-    def enhance(file, model, outscale, sharpen):
-        """Upscale one image (Upscale-only mode): before/after pair, the full-resolution PNG and a summary."""
+    def enhance_work(file, model, outscale, sharpen):
         pair, png, info = enhance_image(file, model, outscale, sharpen, **limits_kw)
         return _as_request_files(pair, Path(png).parent), png, info
+
+    def correct(file, mode, model, outscale, sharpen, when_clean):
+        """Auto: detect pixelation and restore; Upscale only: super-resolve. Returns the
+        before/after pair, the full-resolution PNG, a summary (verdict first) and the region map."""
+        return limit.run(correct_work, file, mode, model, outscale, sharpen, when_clean)
+
+    def enhance(file, model, outscale, sharpen):
+        """Upscale one image (Upscale-only mode): before/after pair, the full-resolution PNG and a summary."""
+        return limit.run(enhance_work, file, model, outscale, sharpen)
 
     models_md = "\n".join(f"- **{_md(UPSCALER_LABELS[n])}**: {_md(upscaler_description(n))}"
                           for n in UPSCALERS)
@@ -1111,7 +1264,8 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
                 f"- **{MODE_LABELS['upscale']}**: super-resolve the image whatever it is.")
     limits = [f"uploads up to {max_file_size}" if max_file_size else None,
               f"inputs up to {_mp(max_input_pixels)}",
-              f"results up to {_mp(max_output_pixels)}"]
+              f"results up to {_mp(max_output_pixels)}",
+              limit.describe()]
     limits_md = ("**Limits:** " + "; ".join(x for x in limits if x)
                  + ". Large inputs are processed in tiles automatically. "
                    "Formats: PNG, JPEG, WebP, BMP, TIFF, GIF (first frame); alpha, 16-bit and "

@@ -33,6 +33,27 @@ def _write_output(text: str, output: str | None) -> None:
         print(text)
 
 
+def _refuse_report_over_input(report: str | None, inputs: set[Path], flag: str) -> None:
+    """A report file must never replace one of the images being read (``-o photos/a.png`` typed
+    for ``-o report.csv``): refuse before any work is done."""
+    if report and Path(report).resolve() in inputs:
+        raise DeepClarityError(f"{flag} {report} is one of the input images; refusing to overwrite it")
+
+
+def _quiet_opencv() -> None:
+    """OpenCV logs its own warnings straight to stderr (a truncated 16-bit PNG prints "PNG input
+    buffer is incomplete") next to the one-line error we report for that file; keep them out
+    unless the user set ``OPENCV_LOG_LEVEL``."""
+    if os.environ.get("OPENCV_LOG_LEVEL"):
+        return
+    try:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except Exception:  # pragma: no cover - an OpenCV build without the logging module
+        pass
+
+
 def expand_inputs(paths: Sequence[str], recursive: bool) -> list[Path]:
     """Files named on the command line, plus the images inside named folders (``-r``: sub-folders too).
 
@@ -113,6 +134,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     files = expand_inputs(args.paths, args.recursive)
     if not files:
         raise DeepClarityError("no input images found")
+    _refuse_report_over_input(args.output, {f.resolve() for f in files}, "-o")
     detector = load_detector(args.method, device=args.device, fp32=args.fp32, threshold=args.threshold,
                              max_tiles=args.tiles)
     records = []
@@ -184,6 +206,7 @@ def _run_image_batch(args: argparse.Namespace, name: str, process, columns: list
     if not items:
         raise DeepClarityError("no input images found")
     inputs = {f.resolve() for f, _ in items if f.exists()}
+    _refuse_report_over_input(args.report, inputs, "--report")
     rel = dict(items)
     written: dict[Path, Path] = {}
     records = []
@@ -468,6 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_FATAL
+    _quiet_opencv()
     try:
         if args.threads is not None or os.environ.get("DEEPCLARITY_THREADS"):
             from .runtime import configure_threads
