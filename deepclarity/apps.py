@@ -198,11 +198,13 @@ def launch_app(app: "gr.Blocks", args: argparse.Namespace, **overrides: Any):
 
 def user_error(message: str) -> "gr.Error":
     """A ``gr.Error`` showing ``message`` as one line (HTML-escaped: the modal renders HTML, and
-    messages carry user-chosen file names), without a traceback in the server log."""
+    messages carry user-chosen file names), without a traceback in the server log. It stays on
+    the page until the user closes it (Gradio's default hides it after 10 s, leaving only the
+    outputs' "Error" badges)."""
     import gradio as gr
 
     line = " ".join(str(message).split())
-    return gr.Error(html.escape(line, quote=False), print_exception=False)
+    return gr.Error(html.escape(line, quote=False), duration=None, print_exception=False)
 
 
 class TimeLimit:
@@ -1328,11 +1330,13 @@ def build_correct_app(*, device: str = "auto", preload: bool = True, examples: b
             )
         button.click(correct, inputs=[file, mode, model, outscale, sharpen, when_clean],
                      outputs=[slider, download, info, region_map], api_name="correct",
+                     concurrency_id="correct",
                      api_description="Auto: detect pixelation and restore the image; Upscale only: "
                                      "super-resolve it.")
+        # One concurrency group: /enhance and /correct share the models and the cores.
         legacy.click(enhance, inputs=[file, model, outscale, sharpen], outputs=[slider, download, info],
-                     api_name="enhance", api_description="Upscale one image (super-resolution); "
-                                                         "the Upscale-only mode of /correct.")
+                     api_name="enhance", concurrency_id="correct",
+                     api_description="Upscale one image (super-resolution); the Upscale-only mode of /correct.")
         mode.change(mode_settings, inputs=mode, outputs=[outscale, when_clean, button, region_map],
                     api_visibility="private", queue=False)
     return app

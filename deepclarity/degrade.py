@@ -21,7 +21,7 @@ from PIL import Image
 
 from .errors import ImageError
 
-__all__ = ["imresize", "resize", "RESIZE_METHODS", "pixelate", "block_starts", "mosaic", "jpeg"]
+__all__ = ["imresize", "resize", "RESIZE_METHODS", "pixelate", "nearest_downscale", "block_starts", "mosaic", "jpeg"]
 
 
 # ------------------------------------------------------------------------------ MATLAB imresize
@@ -37,8 +37,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> np.ndarray:
-    """The ``(out_len, in_len)`` matrix that resizes one axis, as MATLAB's ``contributions``.
+def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> "scipy.sparse.csr_array":
+    """The ``(out_len, in_len)`` matrix that resizes one axis, as MATLAB's ``contributions``;
+    sparse (a few taps per row), so a 1 x 100000 image costs kilobytes, not gigabytes.
 
     Output pixel ``i`` (1-based) maps to input coordinate ``u = i/scale + 0.5(1 - 1/scale)``;
     when shrinking with antialiasing the kernel is stretched by ``1/scale``. Indices that fall
@@ -60,10 +61,10 @@ def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> 
     weights /= weights.sum(axis=1, keepdims=True)
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
     idx0 = mirror[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
-    matrix = np.zeros((out_len, in_len), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(out_len), taps), idx0.ravel()), weights.ravel())
-    matrix.setflags(write=False)
-    return matrix
+    from scipy import sparse
+
+    rows = np.repeat(np.arange(out_len), taps)
+    return sparse.csr_array((weights.ravel(), (rows, idx0.ravel())), shape=(out_len, in_len))  # sums duplicates
 
 
 def imresize(
@@ -107,9 +108,8 @@ def imresize(
     plan.sort(key=lambda step: step[2])  # stable: rows first on ties, as MATLAB
     for axis, length, s in plan:
         matrix = _resize_matrix(out.shape[axis], length, s, antialias)
-        out = np.tensordot(matrix, out, axes=([1], [axis]))
-        if axis == 1:
-            out = np.moveaxis(out, 0, 1)
+        moved = np.moveaxis(out, axis, 0)
+        out = np.moveaxis((matrix @ moved.reshape(moved.shape[0], -1)).reshape(length, *moved.shape[1:]), 0, axis)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         out = np.clip(np.sign(out) * np.floor(np.abs(out) + 0.5), info.min, info.max)
@@ -191,6 +191,17 @@ def pixelate(img: np.ndarray, factor: float | tuple[float, float]) -> np.ndarray
     fy, fx = (factor, factor) if np.isscalar(factor) else factor
     rows = _nearest_axis(img.shape[0], float(fy))
     cols = _nearest_axis(img.shape[1], float(fx))
+    return img[rows[:, None], cols[None, :]]
+
+
+def nearest_downscale(img: np.ndarray, factor: float) -> np.ndarray:
+    """The low-resolution image that :func:`pixelate` shows: one input pixel per block.
+
+    ``pixelate(img, f)`` is this image enlarged back by nearest neighbour, so it is what
+    :func:`deepclarity.grid.recover_lowres` gets back and what a restoration generator is fed.
+    """
+    img = np.asarray(img)
+    rows, cols = (np.unique(_nearest_axis(n, float(factor))) for n in img.shape[:2])
     return img[rows[:, None], cols[None, :]]
 
 

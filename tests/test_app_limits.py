@@ -225,6 +225,18 @@ def test_both_pages_state_the_limits_and_the_flags_reach_them(fresh_models, monk
         build_detect_app(device="cpu", preload=False, examples=False))
 
 
+def test_correct_and_enhance_share_one_concurrency_group(fresh_models):
+    # Two events with their own limits would compute two requests at once on the same models.
+    app = build_correct_app(device="cpu", preload=False, examples=False)
+    groups = {f.api_name: f.concurrency_id for f in app.fns.values() if f.api_name in ("correct", "enhance")}
+    assert set(groups) == {"correct", "enhance"} and groups["correct"] == groups["enhance"]
+
+
+def test_errors_stay_on_the_page_until_closed():
+    err = apps_mod.user_error("photo.png: not a recognized image\n(details)")
+    assert err.duration is None and err.message == "photo.png: not a recognized image (details)"
+
+
 # ------------------------------------------------------------------------------ a launched app
 
 

@@ -240,6 +240,23 @@ def test_imresize_2d_and_3d_agree(rng):
     assert out_size.shape == (5, 20, 3)
 
 
+def test_imresize_of_a_thin_strip_needs_little_memory():
+    # A 1 x 200000 image is within a 2 MP upload limit; a dense per-axis matrix would need
+    # 800000 x 200000 floats (over a terabyte). Sparse, the whole resize stays under a gigabyte.
+    import tracemalloc
+
+    strip = np.tile(np.arange(256, dtype=np.uint8), 782)[None, :200000]
+    tracemalloc.start()
+    try:
+        out = imresize(strip, 4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (4, 800000)
+    assert peak < 1e9, peak  # measured 0.34 GB
+    np.testing.assert_array_equal(imresize(strip[:, 1000:1400], 4)[:, 40:-40], out[:, 4040:5560])  # local kernel
+
+
 def test_imresize_size_and_scale_errors():
     img = np.zeros((8, 8))
     with pytest.raises(ValueError):
