@@ -119,14 +119,20 @@ class Upscaler:
             raise DeepClarityError(f"tile_pad must be >= 0, got {tile_pad}")
         self.tile, self.tile_pad = tile, tile_pad
         self.model = None
+        #: What the generator's low-resolution training images were (its card's ``degradation``):
+        #: ``"bicubic"`` (the SR protocol) or ``"nearest"`` (one pixel per block, for restoration);
+        #: ``None`` for plain bicubic interpolation.
+        self.trained_on: str | None = None
         if self.name != "bicubic":
-            from .models import create_model, get_spec
+            from .models import create_model, get_spec, read_card
             from .runtime import prepare_model
 
             spec = get_spec(self.name)
             if spec.task != "sr" or spec.scale != SCALE:
                 raise DeepClarityError(f"{self.name} is not a x{SCALE} super-resolution model")
             self.model = prepare_model(create_model(self.name, weights=weights), self.device)
+            card = (read_card(weights) if weights is not None else spec.card) or {}
+            self.trained_on = card.get("degradation", "bicubic")
         self._lock = threading.Lock()  # one forward pass at a time per model (apps share it)
 
     def tile_for(self, height: int, width: int) -> int:

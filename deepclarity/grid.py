@@ -621,6 +621,8 @@ def find_mosaic_region(img: np.ndarray, grid: GridEstimate | None = None, *, min
         grid = estimate_grid(arr, mask)
     if not grid.found:
         return None
+    if _constant_share(img3, refine_grid(arr, grid), tol) >= MAX_MOSAIC_COVER:
+        return None  # the whole image is block-constant: full-image pixelation
     (bx, px), (by, py) = grid_axes(grid)
     # Grid estimates sometimes lock onto twice the block size: try half of it as well.
     candidates = [grid]
@@ -654,6 +656,25 @@ def find_mosaic_region(img: np.ndarray, grid: GridEstimate | None = None, *, min
     return best
 
 
+def _cell_stats(img3: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per grid cell: mean of every channel, largest channel standard deviation, pixel count."""
+    img64 = img3.astype(np.float64)
+    sums = np.add.reduceat(np.add.reduceat(img64, ys[:-1], axis=0), xs[:-1], axis=1)
+    sq = np.add.reduceat(np.add.reduceat(img64 * img64, ys[:-1], axis=0), xs[:-1], axis=1)
+    counts = np.outer(np.diff(ys), np.diff(xs))
+    mean = sums / counts[..., None]
+    std = np.sqrt(np.maximum(sq / counts[..., None] - mean * mean, 0.0)).max(axis=2)
+    return mean, std, counts
+
+
+def _constant_share(img3: np.ndarray, grid: GridEstimate, tol: float) -> float:
+    """Share of the image's pixels in cells of ``grid`` that are constant (std within ``tol / 2``)."""
+    h, w = img3.shape[:2]
+    ys, xs = grid_edges(h, w, grid)
+    _, std, counts = _cell_stats(img3, ys, xs)
+    return float(counts[std <= tol * 0.5].sum()) / (h * w)
+
+
 def _mosaic_cells_box(arr: np.ndarray, img3: np.ndarray, grid: GridEstimate, tol: float,
                       min_blocks: int) -> tuple[tuple[int, int, int, int], int, GridEstimate] | None:
     """``(box, area, grid)`` of the largest group of mosaic cells of ``grid`` (see
@@ -662,13 +683,7 @@ def _mosaic_cells_box(arr: np.ndarray, img3: np.ndarray, grid: GridEstimate, tol
     ys, xs = grid_edges(h, w, grid)
     if ys.size < min_blocks + 1 or xs.size < min_blocks + 1:
         return None
-    # Per-cell mean and variance of every channel (sums over cells with reduceat).
-    img64 = img3.astype(np.float64)
-    sums = np.add.reduceat(np.add.reduceat(img64, ys[:-1], axis=0), xs[:-1], axis=1)
-    sq = np.add.reduceat(np.add.reduceat(img64 * img64, ys[:-1], axis=0), xs[:-1], axis=1)
-    counts = np.outer(np.diff(ys), np.diff(xs))
-    mean = sums / counts[..., None]
-    std = np.sqrt(np.maximum(sq / counts[..., None] - mean * mean, 0.0)).max(axis=2)
+    mean, std, counts = _cell_stats(img3, ys, xs)
     constant = std <= tol * 0.5
     steps = np.zeros(std.shape, np.int64)  # constant neighbours that differ, per cell
     dx = (np.abs(np.diff(mean, axis=1)).max(axis=2) > tol) & constant[:, 1:] & constant[:, :-1]

@@ -26,12 +26,14 @@ from .grid import (GridEstimate, estimate_grid, find_mosaic_region, grid_axes, g
                    refine_grid)
 from .io import LoadedImage, read_image, to_uint8
 
-__all__ = ["ANTIALIAS_SIGMA", "WHEN_CLEAN", "Restored", "Restorer", "load_restorer", "sample_positions"]
+__all__ = ["ANTIALIAS_SIGMA", "WHEN_CLEAN", "Restored", "Restorer", "load_restorer", "restoration_model",
+           "sample_positions"]
 
-#: The recovered grid is point-sampled (one pixel per block) and so aliased, while the generators
-#: were trained on antialiased (MATLAB bicubic) low-resolution images; a light Gaussian blur first
-#: makes it look like what they know. Measured on astronaut/coffee crops pixelated x2-x4: +1.5 to
-#: +2.4 dB over no blur with sigma 0.5 (0.8 and 1.1 are worse).
+#: The recovered grid is point-sampled (one pixel per block) and so aliased, while the benchmark
+#: generators were trained on antialiased (MATLAB bicubic) low-resolution images; a light Gaussian
+#: blur first makes it look like what they know. Measured on astronaut/coffee crops pixelated
+#: x2-x4: +1.5 to +2.4 dB over no blur with sigma 0.5 (0.8 and 1.1 are worse). Not applied for the
+#: restoration variants (``<model>-pixel``), which were trained on point-sampled images.
 ANTIALIAS_SIGMA = 0.5
 
 #: What to do with an image the detector calls clean: leave it (resized to the output size only)
@@ -54,7 +56,8 @@ class Restored:
         block_size: block side in pixels used to recover the grid, when one was.
         region: ``(x0, y0, x1, y1)`` of the restored mosaic in input pixels, for partial mosaics.
         lowres_size: ``(width, height)`` of the recovered low-resolution image.
-        model: the generator used.
+        model: the generator used (the restoration variant, e.g. ``mobilesr-pixel``, for
+            whole-image pixelation).
         seconds: wall time.
         detection: the detector's full answer (region map included) for the apps.
     """
@@ -113,11 +116,23 @@ def sample_positions(height: int, width: int, grid: GridEstimate, *,
     return axis(row_edges, by, py), axis(col_edges, bx, px)
 
 
+def restoration_model(model: str) -> str:
+    """The generator that super-resolves recovered grids for ``model``: its restoration variant
+    ``<model>-pixel`` (fine-tuned on one pixel per block, which is what a pixelated image holds)
+    when that is registered and its weights are shipped, else ``model`` itself."""
+    from .models import list_models
+
+    variant = f"{model.lower()}-pixel"
+    return variant if any(s.name == variant and s.has_weights for s in list_models("sr")) else model.lower()
+
+
 class Restorer:
     """Detector + grid recovery + generator, loaded once.
 
     Args:
-        model: the generator (:data:`deepclarity.enhance.UPSCALERS`).
+        model: the generator (:data:`deepclarity.enhance.UPSCALERS`); recovered grids go through
+            its restoration variant when one is shipped (:func:`restoration_model`), images left
+            clean but enhanced through ``model`` itself.
         method: the detector (``"canny"`` or ``"rgb"``).
         device, fp32, tile, tile_pad: as for :class:`deepclarity.enhance.Upscaler`.
         threshold: the detector's threshold (default: the calibrated one in its model card).
@@ -129,6 +144,8 @@ class Restorer:
         from .detect import load_detector
 
         self.upscaler = load_upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
+        self.grid_upscaler = load_upscaler(restoration_model(model), device=device, fp32=fp32, tile=tile,
+                                           tile_pad=tile_pad)
         self.detector = load_detector(method, device=device, fp32=fp32, threshold=threshold)
 
     @property
@@ -136,7 +153,8 @@ class Restorer:
         return self.upscaler.name
 
     def _superresolve(self, low: np.ndarray, row_pos: np.ndarray, col_pos: np.ndarray,
-                      height: int, width: int, in_height: int, in_width: int) -> np.ndarray:
+                      height: int, width: int, in_height: int, in_width: int, *,
+                      point_sampled: bool = True) -> np.ndarray:
         """The recovered grid ``low`` (one value per block), super-resolved and drawn at
         ``height x width`` so that each value lands where it was taken from.
 
@@ -145,23 +163,40 @@ class Restorer:
         matters for fractional factors and for mosaics, whose last row/column is often narrower
         (a uniform resize gave 18.6 dB instead of 21.0 on a 12-px mosaic of the astronaut).
         Output pixel centres are mapped into the input, then between neighbouring samples into
-        the generator's output, and read there (Lanczos).
+        the generator's output, and read there (Lanczos). Point samples (pixelation) go through
+        the restoration variant when one is shipped; a mosaic's cell means are an antialiased
+        image already and go through the plain generator.
         """
         import cv2
 
-        soft = cv2.GaussianBlur(low, (0, 0), ANTIALIAS_SIGMA) if ANTIALIAS_SIGMA > 0 else low
-        sr = self.upscaler.upscale_array(soft)
+        upscaler = self.grid_upscaler if point_sampled else self.upscaler
+        blur = ANTIALIAS_SIGMA if upscaler.trained_on == "bicubic" else 0.0
+        soft = cv2.GaussianBlur(low, (0, 0), blur) if blur > 0 else low
+        sr = upscaler.upscale_array(soft)
         if min(low.shape[:2]) < 2:
             return resize_to(sr, height, width)
         scale = sr.shape[0] / low.shape[0]
+        # Where low-res pixel u lands in the generator's output (pixel index): antialiased
+        # training pairs are centre-aligned (scale * (u + 0.5) - 0.5); point-sampled ones took
+        # the pixel at scale * u + scale // 2 (degrade.nearest_downscale).
+        offset = scale // 2 if upscaler.trained_on == "nearest" else (scale - 1) / 2
+        # An output smaller than the generator's (blocks under 4 px) is averaged down to it first:
+        # read directly, generated pixels in between would be dropped (aliasing); +0.05 to +0.08 dB
+        # at factors 2-3 with MobileSR on five benchmark photos.
+        shrink = (min(1.0, height / sr.shape[0]), min(1.0, width / sr.shape[1]))
+        if shrink != (1.0, 1.0):
+            size = (max(1, round(sr.shape[1] * shrink[1])), max(1, round(sr.shape[0] * shrink[0])))
+            sr = cv2.resize(sr, size, interpolation=cv2.INTER_AREA)
 
-        def axis(pos: np.ndarray, n_out: int, length: int) -> np.ndarray:
+        def lowres_index(pos: np.ndarray, n_out: int, length: int) -> np.ndarray:
+            """Fractional low-res index of every output pixel centre (piecewise linear in pos)."""
             x = (np.arange(n_out) + 0.5) * (length / n_out)
             k = np.clip(np.searchsorted(pos, x, side="right") - 1, 0, pos.size - 2)
-            u = k + (x - pos[k]) / (pos[k + 1] - pos[k])  # low-res index, fractional
-            return (scale * (u + 0.5) - 0.5).astype(np.float32)
+            return k + (x - pos[k]) / (pos[k + 1] - pos[k])
 
-        map_x, map_y = np.meshgrid(axis(col_pos, width, in_width), axis(row_pos, height, in_height))
+        uy, ux = lowres_index(row_pos, height, in_height), lowres_index(col_pos, width, in_width)
+        map_x, map_y = np.meshgrid(((scale * ux + offset + 0.5) * shrink[1] - 0.5).astype(np.float32),
+                                   ((scale * uy + offset + 0.5) * shrink[0] - 0.5).astype(np.float32))
         return cv2.remap(sr, map_x, map_y, interpolation=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
 
     def restore(self, image: LoadedImage | np.ndarray | str | os.PathLike, *, force: bool = False,
@@ -218,7 +253,8 @@ class Restorer:
                 base = resize_to(loaded.pixels, out_h, out_w)
                 sx0, sy0 = round(x0 * outscale), round(y0 * outscale)
                 sx1, sy1 = min(out_w, round(x1 * outscale)), min(out_h, round(y1 * outscale))
-                base[sy0:sy1, sx0:sx1] = self._superresolve(low, rows, cols, sy1 - sy0, sx1 - sx0, *crop.shape[:2])
+                base[sy0:sy1, sx0:sx1] = self._superresolve(low, rows, cols, sy1 - sy0, sx1 - sx0, *crop.shape[:2],
+                                                            point_sampled=False)
                 return self._done(self._finish(loaded, base, out_h, out_w), "restored-region", detection,
                                   local.block_size, region, (low.shape[1], low.shape[0]), t0, pixelated)
         if not grid.found:
@@ -242,7 +278,8 @@ class Restorer:
     def _done(self, image: LoadedImage, action: str, detection, block: float | None,
               region, lowres, t0: float, pixelated: bool) -> Restored:
         return Restored(image, action, pixelated, detection.probability if detection else None, block, region,
-                        lowres, self.model, time.perf_counter() - t0, detection)
+                        lowres, self.grid_upscaler.name if action == "restored" else self.model,
+                        time.perf_counter() - t0, detection)
 
 
 _RESTORERS: dict[tuple, Restorer] = {}

@@ -11,10 +11,11 @@ Methods, each scored by PSNR-Y / SSIM-Y against the original (4 px shaved, the S
 * ``input`` — the pixelated image itself;
 * ``prototype`` — the prototype's correction: resize to 480 px wide (bicubic), MobileSR x4, resize
   back to the original size;
-* ``grid+bicubic`` — our grid recovery (``grid.recover_lowres`` on the estimated grid), then
-  bicubic back to the original size;
+* ``grid+bicubic`` — our grid recovery (the pipeline forced, mosaic regions included) with bicubic
+  interpolation in place of the generator;
 * ``restore:<model>`` — the full pipeline (``restore.Restorer``: detection included, not forced)
-  with each generator.
+  with each generator; the row names the network that super-resolved the recovered grids (the
+  restoration variant ``<model>-pixel`` where one is shipped).
 
 Also reported: how often the block size is estimated within 5% (uncompressed full-image slices)
 and how often the detector lets the pipeline act. Writes ``evaluation/results/<name>.{md,json}``.
@@ -40,7 +41,6 @@ from deepclarity.degrade import jpeg, mosaic, pixelate
 from deepclarity.enhance import Upscaler, resize_to
 from deepclarity.evaluate import default_data_dir, find_benchmark_sets
 from deepclarity.files import atomic_write
-from deepclarity.grid import estimate_grid, recover_lowres
 from deepclarity.io import read_image, to_uint8
 from deepclarity.metrics import psnr_y, ssim_y
 from deepclarity.restore import Restorer
@@ -75,14 +75,6 @@ def prototype_correction(img: np.ndarray, upscaler: Upscaler) -> np.ndarray:
     return resize_to(upscaler.upscale_array(small), h, w)
 
 
-def grid_bicubic(img: np.ndarray) -> np.ndarray:
-    grid = estimate_grid(img)
-    if not grid.found:
-        return img
-    low = recover_lowres(img, grid)
-    return cv2.resize(low, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_CUBIC)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=None,
@@ -99,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             if n in set(args.sets)]
     if not sets:
         raise SystemExit(f"none of {args.sets} found under --data")
-    restorers = {g: Restorer(g, device=args.device) for g in args.generators}
+    restorers = {f"restore:{r.grid_upscaler.name}": r for r in (Restorer(g, device=args.device) for g in args.generators)}
+    grid_bicubic = Restorer("bicubic", device=args.device)
     proto = Upscaler("mobilesr", device=args.device)
-    methods = ["input", "prototype", "grid+bicubic"] + [f"restore:{g}" for g in args.generators]
+    methods = ["input", "prototype", "grid+bicubic", *restorers]
     rows: list[dict] = []
     total = sum(len(f) for _, f in sets) * len(SLICES)
     t0 = time.time()
@@ -112,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                 for s_idx, slice_name in enumerate(SLICES):
                     rng = np.random.default_rng([args.seed, i, s_idx, len(set_name)])
                     bad, true_block = degrade(hr, slice_name, rng)
-                    outs = {"input": bad, "prototype": prototype_correction(bad, proto), "grid+bicubic": grid_bicubic(bad)}
+                    outs = {"input": bad, "prototype": prototype_correction(bad, proto),
+                            "grid+bicubic": grid_bicubic.restore(bad, force=True).image.pixels}
                     record = {"set": set_name, "image": path.name, "slice": slice_name, "true_block": true_block}
-                    for g, restorer in restorers.items():
+                    for m, restorer in restorers.items():
                         res = restorer.restore(bad)
-                        outs[f"restore:{g}"] = res.image.pixels
-                        record[f"action:{g}"] = res.action
+                        outs[m] = res.image.pixels
+                        record[f"action:{m}"] = res.action
                         record["estimated_block"] = res.block_size
                     for m in methods:
                         record[m] = {"psnr": psnr_y(outs[m], hr, SHAVE), "ssim": ssim_y(outs[m], hr, SHAVE)}
@@ -134,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
              "| method | " + " | ".join(SLICES) + " |", "|---|" + "---|" * len(SLICES)]
     for m in methods:
         lines.append(f"| {m} | " + " | ".join(f"{mean(s, m, 'psnr'):.2f} / {mean(s, m, 'ssim'):.4f}" for s in SLICES) + " |")
-    first = args.generators[0]
+    first = next(iter(restorers))
     lines += ["", "| slice | block size within 5% | pipeline acted (detector said pixelated) |", "|---|---|---|"]
     for s in SLICES:
         sel = [r for r in rows if r["slice"] == s]

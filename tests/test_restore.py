@@ -116,3 +116,68 @@ def test_sample_positions_follow_the_pixelation_rule():
     assert np.array_equal(rows, [2.0, 6.0, 10.0])
     odd = GridEstimate(3.0, (3.0, 3.0), (0.0, 0.0), 1.0)
     assert np.array_equal(sample_positions(9, 9, odd, point_sampled=True)[0], [1.5, 4.5, 7.5])
+
+
+class _PerfectGenerator:
+    """Stands in for a generator that inverts the degradation exactly: it returns the truth."""
+
+    name = "perfect"
+
+    def __init__(self, truth: np.ndarray, trained_on: str) -> None:
+        self.truth, self.trained_on, self.seen = truth, trained_on, []
+
+    def upscale_array(self, low: np.ndarray) -> np.ndarray:
+        self.seen.append(low.copy())
+        return self.truth
+
+
+@pytest.mark.parametrize("factor", [4, 2])
+def test_point_trained_generator_output_is_drawn_pixel_exact(restorer, photo, monkeypatch, factor):
+    # A generator trained on one pixel per 4x4 block (trained_on "nearest") puts low-res pixel u at
+    # output pixel 4u + 2; drawn there, a perfect generator gives the truth back exactly. (The
+    # centre-aligned rule for bicubic-trained generators, 4u + 1.5, would be half a pixel off.)
+    h, w = photo.shape[:2]
+    truth = photo if factor == 4 else np.ascontiguousarray(photo[::-1][: h * 4 // factor])  # any 4x image
+    fake = _PerfectGenerator(truth if factor == 4 else np.repeat(np.repeat(photo, 2, 0), 2, 1), "nearest")
+    monkeypatch.setattr(restorer, "grid_upscaler", fake)
+    res = restorer.restore(pixelate(photo, factor), force=True)
+    assert res.model == "perfect" and res.action == "restored"
+    assert np.array_equal(fake.seen[0], pixelate(photo, factor)[factor // 2::factor, factor // 2::factor])  # no blur
+    if factor == 4:
+        assert np.array_equal(res.image.pixels, photo)
+    fake.trained_on = "bicubic"
+    blurred = restorer.restore(pixelate(photo, 4), force=True)
+    assert not np.array_equal(fake.seen[-1], photo[2::4, 2::4])  # antialiased first
+    assert psnr_y(blurred.image.pixels, photo) < 60
+
+
+def test_restoration_variant_is_used_for_grids_when_shipped(tmp_path, monkeypatch, photo):
+    from helpers import clear_model_caches, write_random_weights
+
+    from deepclarity.enhance import Upscaler
+    from deepclarity.models import weights_dir
+    from deepclarity.restore import restoration_model
+
+    folder = tmp_path / "w"
+    for name in ("detector-canny.safetensors", "detector-canny.json"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes((weights_dir() / name).read_bytes())
+    write_random_weights(folder, ("mobilesr",))
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(folder))
+    clear_model_caches()
+    try:
+        assert restoration_model("mobilesr") == "mobilesr" and Upscaler("mobilesr").trained_on == "bicubic"
+        assert Upscaler("bicubic").trained_on is None
+        write_random_weights(folder, ("mobilesr-pixel",), card={"degradation": "nearest"})
+        assert restoration_model("mobilesr") == "mobilesr-pixel" and restoration_model("MobileSR") == "mobilesr-pixel"
+        assert restoration_model("bicubic") == "bicubic"
+        r = Restorer("mobilesr", device="cpu")
+        assert r.grid_upscaler.trained_on == "nearest" and r.upscaler.name == "mobilesr"
+        assert r.restore(pixelate(photo, 4)).model == "mobilesr-pixel"
+        assert r.restore(photo, when_clean="enhance").model == "mobilesr"  # clean images: the plain one
+        from deepclarity.degrade import mosaic
+
+        censored = mosaic(photo, (40, 40, 200, 200), 12)  # cell means are antialiased: the plain one
+        assert r.restore(censored, force=True).model == "mobilesr"
+    finally:
+        clear_model_caches()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from skimage import data as skdata
 
-from deepclarity.degrade import imresize
+from deepclarity.degrade import imresize, pixelate
 from deepclarity.io import write_image
 from deepclarity.models import create_model, load_weights
 
@@ -50,6 +50,14 @@ def test_pairs_are_aligned_and_flipped_together():
     a, b = ds[5], train_sr.PatchDataset([pair], patch=16, seed=3)[5]
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(ds[5][0], train_sr.PatchDataset([pair], patch=16, seed=4)[5][0])
+
+
+def test_nearest_pairs_hold_one_pixel_per_block():
+    hr = skdata.astronaut()[:160, :200]
+    pair = train_sr.make_pairs([hr], min_lr=8, degradation="nearest")[0]
+    assert pair.lr.shape == (40, 50, 3)
+    assert np.array_equal(pair.lr, hr[2::4, 2::4])  # the pixel pixelate() shows for each 4x4 block
+    assert np.array_equal(pixelate(hr, 4), np.repeat(np.repeat(pair.lr, 4, axis=0), 4, axis=1))
 
 
 def test_dihedral_gives_eight_distinct_views():
@@ -94,8 +102,24 @@ def test_gan_fine_tunes_from_the_generator(data, tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)  # the GAN steps changed the generator
 
 
+@pytest.mark.slow
+def test_restoration_variant_fine_tunes_on_pixelated_pairs(data, tmp_path):
+    base = tmp_path / "w" / "mobilesr.safetensors"
+    assert _run(data, tmp_path, "--model", "mobilesr", "--steps", "2", "--out", str(base)) == 0
+    out = tmp_path / "w" / "mobilesr-pixel.safetensors"
+    assert _run(data, tmp_path, "--model", "mobilesr", "--degradation", "nearest", "--steps", "2",
+                "--init", str(base), "--out", str(out)) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["name"] == "mobilesr-pixel" and card["degradation"] == "nearest"
+    assert card["started_from"].startswith("mobilesr.safetensors") and "one pixel per 4x4 block" in card["data"]
+    assert (tmp_path / "ckpt" / "mobilesr-pixel" / "last.pt").is_file()  # its own checkpoint folder
+    a = create_model("mobilesr-pixel", weights=out).state_dict()
+    b = create_model("mobilesr", weights=base).state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def test_gan_without_a_generator_is_refused(data, tmp_path):
-    with pytest.raises(SystemExit, match="starts from a trained MiniSRResNet"):
+    with pytest.raises(SystemExit, match="minisrgan starts from trained weights"):
         _run(data, tmp_path, "--model", "minisrgan", "--steps", "2", "--init", str(tmp_path / "none.safetensors"),
              "--out", str(tmp_path / "g.safetensors"))
 

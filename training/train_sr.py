@@ -25,6 +25,13 @@ Objectives:
   high-frequency energy of the real image, which L1 alone averages away; a small L1 term keeps
   colours and low frequencies in place.
 
+Restoration variants (``--degradation nearest``, for ``mobilesr`` and ``minisrresnet``): the LR
+image is one pixel per 4x4 block (``degrade.nearest_downscale``), exactly what ``deepclarity restore``
+recovers from a pixelated image; the run starts from ``<model>``'s weights and writes
+``weights/<model>-pixel.safetensors``:
+
+    python training/train_sr.py --model mobilesr --degradation nearest --steps 6000 --minutes 40
+
 Validation: PSNR-Y (4 px shaved, the benchmark protocol) of the EMA generator on centre crops of the
 validation photos, and ``val_hf_ratio`` — :func:`deepclarity.metrics.detail_ratio` of the output
 against the ground truth (1.0 = as much fine detail as the truth; bicubic and L1 training give < 1). ``mobilesr``/``minisrresnet``
@@ -55,7 +62,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from deepclarity.degrade import imresize
+from deepclarity.degrade import imresize, nearest_downscale
 from deepclarity.evaluate import default_data_dir
 from deepclarity.metrics import detail_ratio, psnr_y
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
@@ -81,19 +88,29 @@ DEFAULTS = {
 
 @dataclass
 class Pair:
-    """One photo: ``hr`` HxWx3 uint8 (H, W multiples of 4) and ``lr`` its MATLAB-bicubic /4."""
+    """One photo: ``hr`` HxWx3 uint8 (H, W multiples of 4) and ``lr`` its /4 (see :data:`DEGRADATIONS`)."""
 
     hr: np.ndarray
     lr: np.ndarray
 
 
-def make_pairs(images: list[np.ndarray], min_lr: int) -> list[Pair]:
+#: How the LR image is made. ``bicubic``: the MATLAB-compatible bicubic (the SR benchmarks'
+#: protocol). ``nearest``: one pixel per 4x4 block, exactly what a nearest-neighbour-pixelated
+#: image holds (``degrade.nearest_downscale``) — for the restoration variants (``<model>-pixel``)
+#: that ``deepclarity restore`` feeds with the grid it recovers.
+DEGRADATIONS = {
+    "bicubic": lambda hr: imresize(hr, 1.0 / SCALE),
+    "nearest": lambda hr: nearest_downscale(hr, SCALE),
+}
+
+
+def make_pairs(images: list[np.ndarray], min_lr: int, degradation: str = "bicubic") -> list[Pair]:
     pairs = []
     for hr in tqdm(images, desc="downscaling", unit="img", leave=False):
         h, w = hr.shape[:2]
         hr = np.ascontiguousarray(hr[: h - h % SCALE, : w - w % SCALE])
         if min(hr.shape[:2]) // SCALE >= min_lr:
-            pairs.append(Pair(hr, imresize(hr, 1.0 / SCALE)))
+            pairs.append(Pair(hr, DEGRADATIONS[degradation](hr)))
     return pairs
 
 
@@ -129,7 +146,7 @@ class PatchDataset(Dataset):
         return to_tensor(lr), to_tensor(hr)
 
 
-def validation_pairs(images: list[np.ndarray], crop: int) -> list[Pair]:
+def validation_pairs(images: list[np.ndarray], crop: int, degradation: str = "bicubic") -> list[Pair]:
     """Centre crops (at most ``crop`` HR pixels a side) of the validation photos."""
     out = []
     for img in images:
@@ -137,7 +154,7 @@ def validation_pairs(images: list[np.ndarray], crop: int) -> list[Pair]:
         ch, cw = min(h, crop) // SCALE * SCALE, min(w, crop) // SCALE * SCALE
         y, x = (h - ch) // 2, (w - cw) // 2
         hr = np.ascontiguousarray(img[y:y + ch, x:x + cw])
-        out.append(Pair(hr, imresize(hr, 1.0 / SCALE)))
+        out.append(Pair(hr, DEGRADATIONS[degradation](hr)))
     return out
 
 
@@ -210,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic",
+                        help="LR images: bicubic (benchmark protocol) or nearest (pixelation; trains <model>-pixel, "
+                             "starting from <model>'s weights)")
     parser.add_argument("--loss", choices=["l1", "charbonnier"], default="l1")
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
     parser.add_argument("--init", type=Path, default=None,
@@ -238,9 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     threads = configure_threads(args.threads)
     device = select_device(args.device)
     torch.manual_seed(args.seed)
-    spec = get_spec(args.model)
+    restoration = args.degradation == "nearest"
+    name = f"{args.model}-pixel" if restoration else args.model
+    spec = get_spec(name)
     out = args.out or spec.weights_path
-    ckpt_dir = args.checkpoints / args.model
+    ckpt_dir = args.checkpoints / name
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = ckpt_dir / "last.pt", ckpt_dir / "log.csv"
 
@@ -253,10 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         train_paths, val_paths = train_paths[: args.limit_images], val_paths[: max(1, args.limit_images // 4)]
     if not val_paths:
         raise SystemExit("no validation photos: the split puts ~10% of train/ aside; add more images")
-    pairs = make_pairs(load_images(train_paths, "train"), args.patch)
+    pairs = make_pairs(load_images(train_paths, "train"), args.patch, args.degradation)
     if not pairs:
         raise SystemExit(f"no training photo is at least {args.patch * SCALE} px a side")
-    val_pairs = validation_pairs(load_images(val_paths, "validation"), args.val_crop)
+    val_pairs = validation_pairs(load_images(val_paths, "validation"), args.val_crop, args.degradation)
     bicubic_psnr = float(np.mean([psnr_y(imresize(p.lr, SCALE), p.hr, SCALE) for p in val_pairs]))
     print(f"{len(pairs)} training photos; validation: {len(val_pairs)} crops, bicubic {bicubic_psnr:.3f} dB",
           file=sys.stderr)
@@ -284,11 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         started_from = card.get("started_from", f"{out.name} at step {step}")
         best = {k: card[k] for k in ("val_psnr", "val_hf_ratio") if k in card} or best
         print(f"continuing from {out} (step {step}); optimiser state is new", file=sys.stderr)
-    elif gan:
-        init = args.init or get_spec("minisrresnet").weights_path
+    elif gan or restoration:
+        init = args.init or get_spec("minisrresnet" if gan else args.model).weights_path
         if not init.is_file():
-            raise SystemExit(f"minisrgan starts from a trained MiniSRResNet: {init} not found "
-                             "(train it first, or give --init)")
+            raise SystemExit(f"{name} starts from trained weights: {init} not found (train them first, or give --init)")
         load_weights(model, init)
         card = read_card(init) or {}
         started_from = f"{init.name} (sha256 {card.get('sha256', '?')[:12]}, {card.get('steps', '?')} steps)"
@@ -367,11 +388,12 @@ def main(argv: list[str] | None = None) -> int:
                 objective = (f"relativistic GAN {args.w_adv} + D feature matching {args.w_fm} + FFT amplitude "
                              f"L1 {args.w_freq} + L1 {args.w_pixel}" if gan else args.loss)
                 save_weights(ema.model, out, card={
-                    "name": args.model, "task": "sr", "scale": SCALE, "steps": step,
+                    "name": name, "task": "sr", "degradation": args.degradation, "scale": SCALE, "steps": step,
                     "samples": step * args.batch, "batch": args.batch, "patch_lr": args.patch, "seed": args.seed,
                     "objective": objective, "ema": args.ema, "peak_lr": args.lr, "schedule_steps": args.steps,
                     "started_from": started_from,
-                    "data": f"{len(pairs)} photos from train/{{{','.join(args.subsets)}}}, MATLAB bicubic /4",
+                    "data": f"{len(pairs)} photos from train/{{{','.join(args.subsets)}}}, "
+                            + ("MATLAB bicubic /4" if args.degradation == "bicubic" else "one pixel per 4x4 block"),
                     "validation": f"{len(val_pairs)} other photos from train/, centre crops <= {args.val_crop} px, "
                                   "PSNR-Y 4 px shaved",
                     "hardware": hardware, "train_seconds": round(seconds_before + now - start),

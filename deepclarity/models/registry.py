@@ -131,6 +131,12 @@ register(ModelSpec("minisrresnet", "sr", MiniSRResNet, 4, "minisrresnet.safetens
                    "MiniSRResNet: 8 residual blocks, 64 channels, no BatchNorm, bicubic skip, x4"))
 register(ModelSpec("minisrgan", "sr", MiniSRResNet, 4, "minisrgan.safetensors",
                    "MiniSRGAN: MiniSRResNet fine-tuned with the discriminator, x4"))
+# Restoration variants: the same networks fine-tuned on nearest-neighbour-sampled LR (one pixel per
+# block, what grid recovery gives back); ``deepclarity restore`` uses one when its weights exist.
+register(ModelSpec("mobilesr-pixel", "sr", MobileSR, 4, "mobilesr-pixel.safetensors",
+                   "MobileSR fine-tuned on pixelated (one pixel per block) LR, for restoration"))
+register(ModelSpec("minisrresnet-pixel", "sr", MiniSRResNet, 4, "minisrresnet-pixel.safetensors",
+                   "MiniSRResNet fine-tuned on pixelated (one pixel per block) LR, for restoration"))
 register(ModelSpec("minisrresnet-seed", "sr", MiniSRResNet.seed, 4, None,
                    "the prototype's MiniSRResNet/MiniSRGAN architecture (BatchNorm, tanh)"))
 register(ModelSpec("discriminator", "discriminator", Discriminator, 1, None,

@@ -1,0 +1,96 @@
+"""evaluation/eval_restore.py and evaluation/select_restore_variant.py end to end on tiny generated
+data (scikit-image photos; ../shared/datasets is never needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from deepclarity.degrade import mosaic, pixelate
+from deepclarity.io import write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "evaluation" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+er = _load("eval_restore")
+
+
+def test_slices_degrade_as_named():
+    img = np.ascontiguousarray(skdata.astronaut()[:160, :200])
+    rng = np.random.default_rng(0)
+    bad, block = er.degrade(img, "x2.5", rng)
+    assert block == 2.5 and np.array_equal(bad, pixelate(img, 2.5))
+    bad, block = er.degrade(img, "x3+jpeg75", rng)
+    assert block == 3.0 and not np.array_equal(bad, pixelate(img, 3)) and np.abs(bad.astype(int) - pixelate(img, 3)).mean() < 4
+    bad, block = er.degrade(img, "mosaic25%", np.random.default_rng(1))
+    changed = np.argwhere((bad != img).any(axis=2))
+    (y0, x0), (y1, x1) = changed.min(axis=0), changed.max(axis=0) + 1
+    assert 8 <= block <= 16 and abs((y1 - y0) * (x1 - x0) / (160 * 200) - 0.25) < 0.05  # a quarter of the area
+    box = (int(x0), int(y0), int(x0) + 100, int(y0) + 80)
+    assert np.array_equal(bad, mosaic(img, box, int(block)))
+
+
+def test_prototype_correction_keeps_the_size():
+    upscaler = er.Upscaler("bicubic", device="cpu")
+    img = np.ascontiguousarray(skdata.coffee()[:90, :130])
+    out = er.prototype_correction(img, upscaler)
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+
+@pytest.mark.slow
+def test_eval_restore_writes_the_table_and_rows(tmp_path, monkeypatch):
+    bench = tmp_path / "benchmark" / "Set14"
+    bench.mkdir(parents=True)
+    write_image(bench / "a.png", skdata.astronaut()[:128, 64:192])
+    write_image(bench / "b.png", skdata.chelsea()[:128, :160])
+    monkeypatch.setattr(er, "RESULTS", tmp_path / "results")
+    assert er.main(["--data", str(tmp_path), "--sets", "Set14", "--generators", "mobilesr", "--name", "t"]) == 0
+    report = json.loads((tmp_path / "results" / "t.json").read_text())
+    rows = report["rows"]
+    assert len(rows) == 2 * len(er.SLICES) and {r["slice"] for r in rows} == set(er.SLICES)
+    methods = ["input", "prototype", "grid+bicubic", "restore:mobilesr"]
+    for r in rows:
+        assert all(np.isfinite(r[m]["psnr"]) and 0 < r[m]["ssim"] <= 1 for m in methods)
+    x4 = [r for r in rows if r["slice"] == "x4"]
+    assert all(r["estimated_block"] == pytest.approx(4, rel=0.05) for r in x4)
+    assert np.mean([r["restore:mobilesr"]["psnr"] - r["input"]["psnr"] for r in x4]) > 1.0  # shipped weights
+    table = (tmp_path / "results" / "t.md").read_text()
+    assert "python evaluation/eval_restore.py --data" in table and "| restore:mobilesr |" in table
+    assert all(f"\n| {s} | " in table for s in er.SLICES)  # the block-size table, one line per slice
+
+
+@pytest.mark.slow
+def test_select_restore_variant_compares_on_validation_photos(tmp_path, monkeypatch):
+    from helpers import write_random_weights
+
+    sv = _load("select_restore_variant")
+    folder = tmp_path / "data" / "train" / "mini"
+    folder.mkdir(parents=True)
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea()]
+    for i in range(30):  # crop27 is the one the hash puts in validation
+        write_image(folder / f"crop{i:02d}.png", photos[i % 3][4 * i:4 * i + 96, 3 * i:3 * i + 96])
+    assert any(sv.is_validation(p, tmp_path / "data") for p in folder.iterdir())
+    variant = write_random_weights(tmp_path / "w", ("mobilesr-pixel",), card={"degradation": "nearest"})
+    monkeypatch.setattr(sv, "RESULTS", tmp_path / "results")
+    assert sv.main(["--variant", str(variant / "mobilesr-pixel.safetensors"), "--data", str(tmp_path / "data"),
+                    "--subsets", "mini", "--images", "2", "--crop", "64", "--name", "v"]) == 0
+    table = (tmp_path / "results" / "v.md").read_text()
+    lines = [ln for ln in table.splitlines() if ln.startswith("| x")]
+    assert [ln.split("|")[1].strip() for ln in lines] == ["x2", "x2.5", "x3", "x4"]
+    for ln in lines:
+        inp, plain, random_variant = (float(v) for v in ln.split("|")[2:5])
+        assert plain > inp and plain > random_variant  # the shipped generator beats random weights
