@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ImageError
 
-__all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges",
+__all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region"]
 
 MIN_BLOCK = 1.5
@@ -511,6 +511,15 @@ MIN_STEPS = 2
 GROW_SHARE = 0.75
 
 
+def expand_lowres(low: np.ndarray, height: int, width: int, grid: GridEstimate) -> np.ndarray:
+    """The inverse of :func:`recover_lowres`: every cell of ``grid`` filled with its value, an
+    ``height x width`` block image (``low`` is ``lowres_shape(height, width, grid)``)."""
+    ys, xs = grid_edges(height, width, grid)
+    rows = np.searchsorted(ys, np.arange(height), side="right") - 1
+    cols = np.searchsorted(xs, np.arange(width), side="right") - 1
+    return low[rows[:, None], cols[None, :]]
+
+
 def _channels_float(arr: np.ndarray) -> np.ndarray:
     img3 = arr[..., None] if arr.ndim == 2 else arr
     return img3.astype(np.float32)
@@ -617,19 +626,27 @@ def find_mosaic_region(img: np.ndarray, grid: GridEstimate | None = None, *, min
     mask = _flat_mask(img3, tol)
     if not mask.any():
         return None
-    if grid is None:
+    given = grid is not None
+    if not given:
         grid = estimate_grid(arr, mask)
     if not grid.found:
         return None
     if _constant_share(img3, refine_grid(arr, grid), tol) >= MAX_MOSAIC_COVER:
         return None  # the whole image is block-constant: full-image pixelation
     (bx, px), (by, py) = grid_axes(grid)
-    # Grid estimates sometimes lock onto twice the block size: try half of it as well.
-    candidates = [grid]
+    # Grid estimates sometimes lock onto twice the block size: try half of it as well (it wins
+    # only when clearly better: it also fits a mosaic of the full size). A grid estimated over
+    # the whole image can also miss a mosaic over a quarter of it (the picture's own edges
+    # dominate): the estimate over the flat mask competes too.
+    candidates = [(grid, 1.0)]
     if min(bx, by) >= 4.0:
-        candidates.append(GridEstimate((bx + by) / 4, (bx / 2, by / 2), (px, py), grid.confidence))
+        candidates.append((GridEstimate((bx + by) / 4, (bx / 2, by / 2), (px, py), grid.confidence), 1.25))
+    if given:
+        masked = estimate_grid(arr, mask)
+        if masked.found:
+            candidates.append((masked, 1.0))
     best, best_area = None, 0
-    for i, cand in enumerate(candidates):
+    for cand, margin in candidates:
         found = _mosaic_cells_box(arr, img3, refine_grid(arr, cand, mask), tol, min_blocks)
         if found is not None:
             # Second pass: snap the grid inside the found region only, a block in from its
@@ -645,8 +662,7 @@ def find_mosaic_region(img: np.ndarray, grid: GridEstimate | None = None, *, min
             again = _mosaic_cells_box(arr, img3, refine_grid(arr, refined, inner), tol, min_blocks)
             if again is not None and again[1] >= found[1]:
                 found = again
-        # The half grid wins only when clearly better (it also fits a mosaic of the full size).
-        if found is not None and found[1] > best_area * (1.25 if i else 1.0):
+        if found is not None and found[1] > best_area * margin:
             best, best_area = found[0], found[1]
     if best is None:
         return None

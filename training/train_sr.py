@@ -27,10 +27,12 @@ Objectives:
 
 Restoration variants (``--degradation nearest``, for ``mobilesr`` and ``minisrresnet``): the LR
 image is one pixel per 4x4 block (``degrade.nearest_downscale``), exactly what ``deepclarity restore``
-recovers from a pixelated image; the run starts from ``<model>``'s weights and writes
-``weights/<model>-pixel.safetensors``:
+recovers from a pixelated image; the run starts from ``<model>``'s weights. ``restore`` uses a
+variant as soon as it is in ``weights/``, so write it elsewhere and ship it only when
+``evaluation/select_restore_variant.py`` finds it better than the plain generator:
 
-    python training/train_sr.py --model mobilesr --degradation nearest --steps 6000 --minutes 40
+    python training/train_sr.py --model mobilesr --degradation nearest --steps 5000 --minutes 45 \
+        --lr 1e-3 --warmup 200 --out checkpoints/mobilesr-pixel/mobilesr-pixel.safetensors
 
 Validation: PSNR-Y (4 px shaved, the benchmark protocol) of the EMA generator on centre crops of the
 validation photos, and ``val_hf_ratio`` — :func:`deepclarity.metrics.detail_ratio` of the output
