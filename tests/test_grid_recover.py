@@ -350,6 +350,30 @@ def test_find_mosaic_region_none_on_full_image_pixelation(name, factor):
         assert find_mosaic_region(mosaic(img, (0, 0, w, h), 12)) is None
 
 
+@pytest.mark.parametrize("name, period, block", [("coffee", 35, 10), ("chelsea", 30, 12), ("astronaut", 40, 10)])
+def test_find_mosaic_region_is_not_misled_by_a_periodic_pattern_elsewhere(name, period, block):
+    # Dark lines every `period` px (a tiled wall) dominate the whole-image grid estimate; the
+    # mosaic over a quarter of the picture must still be found with that grid given.
+    img = sample(name).copy()
+    img[::period] //= 3
+    img[:, ::period] //= 3
+    h, w = img.shape[:2]
+    box = (w // 4, h // 4, w // 4 + w // 2, h // 4 + h // 2)
+    censored = mosaic(img, box, block)
+    wrong = estimate_grid(censored)
+    assert wrong.found and abs(wrong.block_size - period) < 1  # the premise: the global grid is the wall's
+    assert find_mosaic_region(censored, wrong) == box
+
+
+def test_expand_lowres_inverts_recover_lowres():
+    from deepclarity.grid import expand_lowres
+
+    for factor in (2, 2.5, 3.3):
+        x = pixelate(sample("coffee"), factor)
+        g = refine_grid(x, estimate_grid(x))
+        np.testing.assert_array_equal(expand_lowres(recover_lowres(x, g, refine=False), *x.shape[:2], g), x)
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 

@@ -181,3 +181,22 @@ def test_restoration_variant_is_used_for_grids_when_shipped(tmp_path, monkeypatc
         assert r.restore(censored, force=True).model == "mobilesr"
     finally:
         clear_model_caches()
+
+
+def test_a_grid_that_does_not_explain_the_image_keeps_it(restorer, photo, monkeypatch):
+    # A mosaic over part of the image that the region search misses: the whole-image grid does
+    # not explain the image, so it is kept as it is, never "restored" with a wrong grid.
+    from deepclarity import restore as restore_mod
+    from deepclarity.degrade import jpeg, mosaic
+
+    censored = mosaic(photo, (64, 64, 192, 192), 12)
+    monkeypatch.setattr(restore_mod, "find_mosaic_region", lambda *a, **k: None)
+    res = restorer.restore(censored, force=True)
+    assert res.action == "no-grid" and np.array_equal(res.image.pixels, censored)
+    # Whole-image pixelation, even after JPEG, is explained by its grid and restored.
+    grid_of = restore_mod.estimate_grid
+    for img in (pixelate(photo, 3), jpeg(pixelate(photo, 3), 75)):
+        g = restore_mod.refine_grid(img, grid_of(img))
+        assert restorer._grid_fit(img, g) > restore_mod.MIN_GRID_FIT_DB
+        assert restorer.restore(img, force=True).action == "restored"
+    assert restorer._grid_fit(censored, restore_mod.refine_grid(censored, grid_of(censored))) < restore_mod.MIN_GRID_FIT_DB
