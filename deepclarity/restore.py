@@ -27,8 +27,8 @@ from .grid import (GridEstimate, estimate_grid, expand_lowres, find_mosaic_regio
 from .io import LoadedImage, read_image, to_uint8
 from .metrics import psnr_y
 
-__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "WHEN_CLEAN", "Restored", "Restorer", "load_restorer", "restoration_model",
-           "sample_positions"]
+__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "WHEN_CLEAN", "Restored", "Restorer", "load_restorer",
+           "restoration_model", "sample_positions"]
 
 #: The recovered grid is point-sampled (one pixel per block) and so aliased, while the benchmark
 #: generators were trained on antialiased (MATLAB bicubic) low-resolution images; a light Gaussian
