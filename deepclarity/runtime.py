@@ -84,10 +84,27 @@ def use_fp16(device: torch.device, fp32: bool = False) -> bool:
     return device.type == "cuda" and not fp32
 
 
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a convolution (in an ``nn.Sequential``) into
+    that convolution, in place, for inference: the same function in one layer instead of two
+    (the detector's MobileNetV3 spent a quarter of its CPU time in BatchNorm)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for first, second in zip(names, names[1:]):
+            conv, bn = seq._modules[first], seq._modules[second]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and not conv.training:
+                seq._modules[first] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[second] = nn.Identity()
+    return model
+
+
 def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool | None = None) -> nn.Module:
-    """Eval mode, no gradients, on ``device``, in channels_last memory when
-    :func:`use_channels_last` says so (always on CUDA; on the CPU where a model measured faster)."""
-    model = model.eval().requires_grad_(False).to(device)
+    """Eval mode, no gradients, BatchNorm folded into its convolution (:func:`fuse_batchnorm`), on
+    ``device``, in channels_last memory when :func:`use_channels_last` says so (always on CUDA; on
+    the CPU where a model measured faster)."""
+    model = fuse_batchnorm(model.eval()).requires_grad_(False).to(device)
     if use_channels_last(device, channels_last):
         model = model.to(memory_format=torch.channels_last)
     return model

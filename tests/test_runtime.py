@@ -390,3 +390,26 @@ def test_run_model_scale_one_identity():
     x = _lr((1, 3, 37, 53))
     out = run_model(model, x, scale=1, tile=10, tile_pad=2)
     assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize("name", ["detector-canny", "minisrresnet-seed"])
+def test_batchnorm_is_folded_into_convolutions_without_changing_outputs(name):
+    import copy
+
+    from deepclarity.models import create_model
+    from deepclarity.runtime import fuse_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model(name, pretrained=False).eval()
+    for m in model.modules():  # non-trivial running statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    fused = fuse_batchnorm(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+    prepared = prepare_model(create_model(name, pretrained=False), torch.device("cpu"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
