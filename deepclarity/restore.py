@@ -40,8 +40,8 @@ ANTIALIAS_SIGMA = 0.5
 #: Full-image restoration only when the block image of the recovered grid matches the image to
 #: within this PSNR-Y (dB); below it the grid does not explain the image (a wrong grid, or a
 #: mosaic over part of it that was not found) and the image is kept ("no-grid"), never made worse.
-#: Measured on 20 Set14/Kodak24 images: pixelated x3 then JPEG q75 fits at 34.4-40.8 dB, exact
-#: pixelation exactly; the whole-image grid of a mosaic over a quarter of the image at 18.0-26.1.
+#: Exact pixelation fits exactly, pixelation then JPEG q75 well above this, the whole-image grid of
+#: a mosaic over a quarter of the image well below (tests/test_restore.py checks both sides).
 MIN_GRID_FIT_DB = 30.0
 
 #: What to do with an image the detector calls clean: leave it (resized to the output size only)
@@ -189,8 +189,7 @@ class Restorer:
         # the pixel at scale * u + scale // 2 (degrade.nearest_downscale).
         offset = scale // 2 if upscaler.trained_on == "nearest" else (scale - 1) / 2
         # An output smaller than the generator's (blocks under 4 px) is averaged down to it first:
-        # read directly, generated pixels in between would be dropped (aliasing); +0.05 to +0.08 dB
-        # at factors 2-3 with MobileSR on five benchmark photos.
+        # read directly, generated pixels in between would be dropped (aliasing).
         shrink = (min(1.0, height / sr.shape[0]), min(1.0, width / sr.shape[1]))
         if shrink != (1.0, 1.0):
             size = (max(1, round(sr.shape[1] * shrink[1])), max(1, round(sr.shape[0] * shrink[0])))
