@@ -266,21 +266,20 @@ class Restorer:
                                   local.block_size, region, (low.shape[1], low.shape[0]), t0, pixelated)
         if grid.found:
             grid = refine_grid(loaded.pixels, grid)
-        if not grid.found or self._grid_fit(rgb8, grid) < MIN_GRID_FIT_DB:
+            low = recover_lowres(loaded.pixels, grid, refine=False)
+        if not grid.found or self._grid_fit(rgb8, to_uint8(low), grid) < MIN_GRID_FIT_DB:
             return self._done(self._finish(loaded, resize_to(loaded.pixels, out_h, out_w), out_h, out_w),
                               "no-grid", detection, None, None, None, t0, pixelated)
-        low = recover_lowres(loaded.pixels, grid, refine=False)
         rows, cols = sample_positions(h, w, grid, point_sampled=True)
         up = self._superresolve(low, rows, cols, out_h, out_w, h, w)
         return self._done(self._finish(loaded, up, out_h, out_w), "restored", detection, grid.block_size, None,
                           (low.shape[1], low.shape[0]), t0, pixelated)
 
     @staticmethod
-    def _grid_fit(rgb8: np.ndarray, grid: GridEstimate) -> float:
-        """PSNR-Y (dB) of the image against the block image of its recovered grid: how well
-        ``grid`` explains it (see :data:`MIN_GRID_FIT_DB`)."""
-        low = recover_lowres(rgb8, grid, refine=False)
-        return psnr_y(expand_lowres(low, *rgb8.shape[:2], grid), rgb8)
+    def _grid_fit(rgb8: np.ndarray, low8: np.ndarray, grid: GridEstimate) -> float:
+        """PSNR-Y (dB) of the image against the block image of ``low8``, its grid recovered with
+        ``grid`` (8-bit): how well ``grid`` explains the image (see :data:`MIN_GRID_FIT_DB`)."""
+        return psnr_y(expand_lowres(low8, *rgb8.shape[:2], grid), rgb8)
 
     @staticmethod
     def _finish(loaded: LoadedImage, pixels: np.ndarray, out_h: int, out_w: int) -> LoadedImage:

@@ -197,6 +197,9 @@ def test_a_grid_that_does_not_explain_the_image_keeps_it(restorer, photo, monkey
     grid_of = restore_mod.estimate_grid
     for img in (pixelate(photo, 3), jpeg(pixelate(photo, 3), 75)):
         g = restore_mod.refine_grid(img, grid_of(img))
-        assert restorer._grid_fit(img, g) > restore_mod.MIN_GRID_FIT_DB
+        low = restore_mod.recover_lowres(img, g, refine=False)
+        assert restorer._grid_fit(img, low, g) > restore_mod.MIN_GRID_FIT_DB
         assert restorer.restore(img, force=True).action == "restored"
-    assert restorer._grid_fit(censored, restore_mod.refine_grid(censored, grid_of(censored))) < restore_mod.MIN_GRID_FIT_DB
+    g = restore_mod.refine_grid(censored, grid_of(censored))
+    fit = restorer._grid_fit(censored, restore_mod.recover_lowres(censored, g, refine=False), g)
+    assert fit < restore_mod.MIN_GRID_FIT_DB
