@@ -867,6 +867,37 @@ def _upscaler_key(model: Any) -> str:
     return key
 
 
+def _path_hider(path: Path, name: str):
+    """A message cleaner for one upload: the server-side path -> the file's own name, one line."""
+    def clean(exc: BaseException) -> str:
+        return " ".join(str(exc).replace(str(path), name).split())
+    return clean
+
+
+def _load_upscaler_or_error(key: str, device: str):
+    """The shared upscaler for ``key``; a model that cannot load (e.g. no weights) is one line."""
+    from .enhance import load_upscaler
+
+    try:
+        return load_upscaler(key, device=device)
+    except DeepClarityError as exc:
+        raise user_error(f"{UPSCALER_LABELS[key]} is unavailable: {exc}") from None
+
+
+def _process_upload(work, *, clean, name: str, doing: str, what: str):
+    """``work()`` (reading and processing one upload): a library error reaches the user as one
+    line naming the file; anything else (a bug, out of memory) as one line too, with the
+    traceback in the server log (``doing``: e.g. "enhancing photo.png with mobilesr")."""
+    try:
+        return work()
+    except DeepClarityError as exc:
+        raise user_error(clean(exc)) from None
+    except Exception as exc:
+        log.exception("%s failed", doing)
+        raise user_error(f"{name}: {what} failed unexpectedly ({type(exc).__name__}); "
+                         "see the server log.") from None
+
+
 def _save_result(folder_name: str, image: "LoadedImage", source: Path, clean) -> Path:
     """Write ``image`` as ``folder_name`` in a fresh temporary folder (lossless PNG, in kind)."""
     from .io import write_image
@@ -910,7 +941,6 @@ def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_
         gr.Error: no upload, bad parameters, an unreadable file, a result over the limit, or a
             model that cannot be loaded (e.g. its weights are missing) — always one line.
     """
-    from .enhance import load_upscaler
     from .io import read_image
 
     path, name = _one_upload(file)
@@ -918,24 +948,16 @@ def enhance_image(file: Any, model: str = "mobilesr", outscale: float = DEFAULT_
     outscale = _as_float(outscale, "output scale", OUTSCALE_MIN, OUTSCALE_MAX, DEFAULT_OUTSCALE)
     sharpen = _as_float(sharpen, "sharpening amount", 0.0, SHARPEN_MAX, 0.0)
     label = UPSCALER_LABELS[key]
+    clean = _path_hider(path, name)
+    upscaler = _load_upscaler_or_error(key, device)
 
-    def clean(exc: BaseException) -> str:  # the server-side upload path -> the file's own name
-        return " ".join(str(exc).replace(str(path), name).split())
-
-    try:
-        upscaler = load_upscaler(key, device=device)
-    except DeepClarityError as exc:
-        raise user_error(f"{label} is unavailable: {exc}") from None
-    try:
+    def work():
         loaded = read_image(path, max_pixels=max_input_pixels)
-        result = upscaler.enhance(loaded, outscale=outscale, sharpen_amount=sharpen,
-                                  max_output_pixels=max_output_pixels)
-    except DeepClarityError as exc:
-        raise user_error(clean(exc)) from None
-    except Exception as exc:  # a library bug or out of memory: one line here, the traceback in the log
-        log.exception("enhancing %s with %s failed", path, key)
-        raise user_error(f"{name}: upscaling failed unexpectedly ({type(exc).__name__}); "
-                         "see the server log.") from None
+        return loaded, upscaler.enhance(loaded, outscale=outscale, sharpen_amount=sharpen,
+                                        max_output_pixels=max_output_pixels)
+
+    loaded, result = _process_upload(work, clean=clean, name=name, doing=f"enhancing {path} with {key}",
+                                     what="upscaling")
 
     dest = _save_result(download_name(name, key, outscale), result.image, path, clean)
     before, after = comparison_pair(loaded, result.image, max_side=display_max_side)
@@ -1040,7 +1062,6 @@ def restore_image(file: Any, model: str = "mobilesr", outscale: float = AUTO_OUT
     """
     from dataclasses import replace
 
-    from .enhance import load_upscaler
     from .enhance import sharpen as unsharp
     from .io import read_image
     from .restore import load_restorer
@@ -1051,27 +1072,20 @@ def restore_image(file: Any, model: str = "mobilesr", outscale: float = AUTO_OUT
     sharpen = _as_float(sharpen, "sharpening amount", 0.0, SHARPEN_MAX, 0.0)
     when = _choice(when_clean, WHEN_CLEAN_LABELS, "choice for clean images", "keep")
     label = UPSCALER_LABELS[key]
-
-    def clean(exc: BaseException) -> str:  # the server-side upload path -> the file's own name
-        return " ".join(str(exc).replace(str(path), name).split())
-
-    try:
-        load_upscaler(key, device=device)  # the model first, so a missing one is named as such
-    except DeepClarityError as exc:
-        raise user_error(f"{label} is unavailable: {exc}") from None
+    clean = _path_hider(path, name)
+    _load_upscaler_or_error(key, device)  # the model first, so a missing one is named as such
     try:
         restorer = load_restorer(key, method=AUTO_METHOD, device=device)
     except DeepClarityError as exc:
         raise user_error(f"Auto mode is unavailable (the pixelation detector): {exc}") from None
-    try:
+
+    def work():
         loaded = read_image(path, max_pixels=max_input_pixels)
-        res = restorer.restore(loaded, outscale=outscale, when_clean=when, max_output_pixels=max_output_pixels)
-    except DeepClarityError as exc:
-        raise user_error(clean(exc)) from None
-    except Exception as exc:  # a library bug or out of memory: one line here, the traceback in the log
-        log.exception("restoring %s with %s failed", path, key)
-        raise user_error(f"{name}: restoration failed unexpectedly ({type(exc).__name__}); "
-                         "see the server log.") from None
+        return loaded, restorer.restore(loaded, outscale=outscale, when_clean=when,
+                                        max_output_pixels=max_output_pixels)
+
+    loaded, res = _process_upload(work, clean=clean, name=name, doing=f"restoring {path} with {key}",
+                                  what="restoration")
 
     out = res.image
     sharpened = False
