@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -54,3 +56,35 @@ def wait_for_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"the app did not answer at {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_app(script: str, folder: Path, *, weights: Path | None = None,
+              log_name: str = "server.log") -> tuple[subprocess.Popen, str, Path]:
+    """Launch ``script`` (``detect_app.py``/``correct_app.py``) as a subprocess on a free loopback
+    port, CPU, one thread; ``folder`` is its TMPDIR (results, Gradio's cache) and holds its log.
+    ``weights``: a weights folder (default: the shipped ones). Does not wait: see
+    :func:`wait_for_http`; end it with :func:`stop_app`. Returns ``(process, url, log)``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(folder)}
+    for name in ("DEEPCLARITY_WEIGHTS", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        env.pop(name, None)  # the shipped weights, the default (loopback) host, the port given below
+    if weights is not None:
+        env["DEEPCLARITY_WEIGHTS"] = str(weights)
+    port = free_port()
+    log = folder / log_name
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, script, "--port", str(port), "--device", "cpu", "--threads", "1"],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}/", log
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    """Terminate an app started by :func:`start_app` (killed if it does not stop in 20 s)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from PIL import Image
 if os.environ.get("DEEPCLARITY_SKIP_BROWSER") == "1":
     pytest.skip("DEEPCLARITY_SKIP_BROWSER=1: browser tests skipped", allow_module_level=True)
 
-from helpers import free_port, wait_for_http  # noqa: E402
+from helpers import start_app, stop_app, wait_for_http  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -66,32 +65,16 @@ def servers(tmp_path_factory):
     """Both apps, launched at once (start-up is the slow part), on CPU with one thread each.
     Yields ``{script: (url, log_path)}``; the processes are always terminated."""
     folder = tmp_path_factory.mktemp("browser_servers")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "TMPDIR": str(folder)}  # Gradio's cache and the apps' results
-    for name in ("DEEPCLARITY_WEIGHTS", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
-        env.pop(name, None)  # the shipped weights, loopback, the port given below
     running: dict[str, tuple[subprocess.Popen, str, Path]] = {}
     try:
-        for script in APPS:
-            port = free_port()
-            log = folder / f"{Path(script).stem}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, script, "--port", str(port), "--device", "cpu", "--threads", "1"],
-                    cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-            running[script] = (proc, f"http://127.0.0.1:{port}/", log)
+        for script in APPS:  # the shipped weights; TMPDIR holds Gradio's cache and the apps' results
+            running[script] = start_app(script, folder, log_name=f"{Path(script).stem}.log")
         for proc, url, log in running.values():
             wait_for_http(url, proc, log, timeout=150)
         yield {script: (url, log) for script, (_, url, log) in running.items()}
     finally:
-        for proc, _, _ in running.values():
-            proc.terminate()
         for proc, _, log in running.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+            stop_app(proc)
             if log.exists():  # the logs are artifacts too
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, ARTIFACTS / log.name)

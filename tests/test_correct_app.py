@@ -10,7 +10,6 @@ be rewriting).
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from deepclarity.apps import (  # noqa: E402
 )
 from deepclarity.degrade import imresize  # noqa: E402
 from deepclarity.io import LoadedImage, read_image  # noqa: E402
-from helpers import free_port, wait_for_http  # noqa: E402
+from helpers import start_app, stop_app, wait_for_http  # noqa: E402
 from deepclarity.models import get_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -303,15 +302,7 @@ def test_gradio_client_against_launched_app(images, bad_inputs, sr_weights_dir, 
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "DEEPCLARITY_WEIGHTS": str(sr_weights_dir), "OMP_NUM_THREADS": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)}  # results and Gradio's cache
-    env.pop("GRADIO_SERVER_NAME", None)  # the default host must be loopback
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "correct_app.py", "--port", str(port), "--device", "cpu",
-                                 "--threads", "1"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, url, log = start_app("correct_app.py", tmp_path, weights=sr_weights_dir)
     try:
         wait_for_http(url, proc, log)
         client = Client(url, verbose=False, download_files=str(tmp_path / "dl"), analytics_enabled=False)
@@ -340,11 +331,6 @@ def test_gradio_client_against_launched_app(images, bad_inputs, sr_weights_dir, 
             client.close()
         assert proc.poll() is None  # still serving after the bad request
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+        stop_app(proc)
     text = log.read_text()
-    assert f"http://127.0.0.1:{port}" in text and "Traceback" not in text
+    assert url.rstrip("/") in text and "Traceback" not in text  # served on loopback

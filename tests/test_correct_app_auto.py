@@ -10,10 +10,7 @@ pixelated). One test copies the shipped detector (``weights/detector-canny.*``) 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,7 +29,7 @@ from deepclarity.apps import (  # noqa: E402
 )
 from deepclarity.degrade import mosaic, pixelate  # noqa: E402
 from deepclarity.detect import Detection  # noqa: E402
-from helpers import clear_model_caches, free_port, wait_for_http, write_random_weights  # noqa: E402
+from helpers import clear_model_caches, start_app, stop_app, wait_for_http, write_random_weights  # noqa: E402
 from deepclarity.models import get_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,15 +273,7 @@ def test_correct_endpoint_through_gradio_client(photos, bad_inputs, tmp_path):
     from gradio_client.exceptions import AppError
 
     weights = _write_weights(tmp_path / "weights", threshold=0.0)  # every image is "pixelated"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "DEEPCLARITY_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)}
-    env.pop("GRADIO_SERVER_NAME", None)
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "correct_app.py", "--port", str(port), "--device", "cpu",
-                                 "--threads", "1"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, url, log = start_app("correct_app.py", tmp_path, weights=weights)
     try:
         wait_for_http(url, proc, log)
         client = Client(url, verbose=False, download_files=str(tmp_path / "dl"), analytics_enabled=False)
@@ -312,10 +301,5 @@ def test_correct_endpoint_through_gradio_client(photos, bad_inputs, tmp_path):
             client.close()
         assert proc.poll() is None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+        stop_app(proc)
     assert "Traceback" not in log.read_text()
