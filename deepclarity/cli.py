@@ -129,7 +129,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .detect import load_detector
-    from .io import read_images
 
     files = expand_inputs(args.paths, args.recursive)
     if not files:
@@ -139,16 +138,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
                              max_tiles=args.tiles)
     records = []
     show = len(files) > 1 and not args.quiet
-    for path, loaded in tqdm(read_images(files), total=len(files), desc="detect", unit="img",
-                             disable=None if show else True, file=sys.stderr):
+    for path, found in tqdm(detector.detect_files(files), total=len(files), desc="detect", unit="img",
+                            disable=None if show else True, file=sys.stderr):
         record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None,
                   "phase": None, "method": args.method, "error": None}
-        try:
-            if isinstance(loaded, DeepClarityError):
-                raise loaded
-            record.update(detector.detect(loaded).to_record())
-        except DeepClarityError as exc:
-            record["error"] = str(exc)
+        if isinstance(found, DeepClarityError):
+            record["error"] = str(found)
+        else:
+            record.update(found.to_record())
         records.append(record)
     if args.format == "table":
         for r in records:

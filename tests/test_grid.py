@@ -205,6 +205,23 @@ def test_boundary_profile_spikes_on_block_boundaries():
     assert on / prof.sum() > 0.99
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_boundary_profile_8_bit_path_equals_float_path(axis, masked):
+    gray = cv2.cvtColor(pixelate(sample("coffee"), 3.3), cv2.COLOR_RGB2GRAY)
+    gray = np.concatenate([gray, gray], axis=1)  # wider than 512: the strided path too
+    mask = None
+    if masked:
+        mask = np.zeros(gray.shape, bool)
+        mask[40:300, 100:700] = True
+    fast = boundary_profile(gray, axis, mask)
+    exact = boundary_profile(gray.astype(np.float32), axis, mask)
+    assert fast.shape == exact.shape
+    assert np.array_equal(np.isnan(fast), np.isnan(exact))
+    assert np.array_equal(fast[~np.isnan(fast)], exact[~np.isnan(exact)])
+    assert masked == bool(np.isnan(fast).any())
+
+
 def test_estimate_period_on_a_synthetic_comb():
     prof = np.zeros(300)
     prof[4::5] = 1.0

@@ -12,6 +12,8 @@ from deepclarity.models import create_model
 from deepclarity.runtime import (
     configure_threads,
     image_to_tensor,
+    image_worker_count,
+    image_workers,
     inference_mode,
     prepare_model,
     run_model,
@@ -110,6 +112,22 @@ def test_configure_threads_from_env(restore_threads, monkeypatch):
     monkeypatch.setenv("DEEPCLARITY_THREADS", "1")
     assert configure_threads() == 1
     assert torch.get_num_threads() == 1
+
+
+def test_image_workers_share_cpu_threads_and_restore_them(restore_threads):
+    torch.set_num_threads(2)
+    cpu = torch.device("cpu")
+    assert image_worker_count(cpu) == 2
+    with image_workers(cpu) as workers:
+        assert workers == 2 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with image_workers(cpu, workers=1) as workers:
+        assert workers == 1 and torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError):
+        with image_workers(cpu, workers=2):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == 2
+    assert image_worker_count(torch.device("cuda")) == 2  # decoding overlaps the GPU
 
 
 def test_use_fp16():

@@ -232,17 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     model = create_model(model_name, pretrained=False).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, best = 0, {"val_acc": -1.0}
+    # Runs this one continues, oldest first: the card then says how to reproduce the weights.
+    earlier_runs: list[dict] = []
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, best = state["step"], state["best"]
+        earlier_runs = state.get("earlier_runs", [])
         print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
     elif args.from_weights and out.is_file():
         load_weights(model, out)
         card = read_card(out) or {}
         step = int(card.get("steps", 0))
         best = {k: card[k] for k in ("val_acc", "val_fpr", "val_fnr", "val_loss") if k in card} or best
+        earlier_runs = card.get("earlier_runs", []) + [
+            {k: card[k] for k in ("command", "steps", "sha256") if k in card}]
         print(f"started from {out} (step {step}); optimiser state is new", file=sys.stderr)
 
     loader = DataLoader(SynthDataset(train_images, args.method, args.seed), batch_size=args.batch,
@@ -263,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     def save_checkpoint() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                    "args": vars(args)}, tmp)
+                    "earlier_runs": earlier_runs, "args": vars(args)}, tmp)
         os.replace(tmp, ckpt_path)
 
     for x, y in loader:
@@ -302,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                     "data": f"{len(train_images)} photos from train/ (validation: {len(val_images)} others)",
                     "validation": f"{len(val_y)} synthesised crops, {args.val_per_image} per validation photo",
                     "command": command, "threads": threads, **metrics,
+                    **({"earlier_runs": earlier_runs} if earlier_runs else {}),
                 })
                 model.train()
             save_checkpoint()
