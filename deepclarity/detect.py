@@ -191,7 +191,6 @@ class Detector:
                 block, phase = grid.block_size, grid.phase_xy
         return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf)
 
-
     def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
                      max_pixels: int | None = None):
         """Read and detect each file, several at a time (:func:`~deepclarity.runtime.image_workers`).
