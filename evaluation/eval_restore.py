@@ -136,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
                           <= 0.05 * r["true_block"] for r in sel])
         acted = np.mean([r[f"action:{first}"] not in ("kept", "enhanced") for r in sel])
         lines.append(f"| {s} | {within:.1%} | {acted:.1%} |")
+    from deepclarity.models import get_spec
+
+    weights = dict.fromkeys(["detector-canny", "mobilesr", *(r.grid_upscaler.name for r in restorers.values())])
+    shas = ", ".join(f"{n} {((get_spec(n).card or {}).get('sha256') or 'n/a')[:12]}" for n in weights)
     env = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "
-           f"{torch.get_num_threads()} CPU threads, device {args.device}; {time.time() - t0:.0f} s")
+           f"{torch.get_num_threads()} CPU threads, device {args.device}; {time.time() - t0:.0f} s; "
+           f"weights sha256 (first 12): {shas}")
     lines += ["", env]
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(RESULTS / f"{args.name}.md", ("\n".join(lines) + "\n").encode())
