@@ -43,6 +43,7 @@ from deepclarity.evaluate import default_data_dir, find_benchmark_sets
 from deepclarity.files import atomic_write
 from deepclarity.io import read_image, to_uint8
 from deepclarity.metrics import psnr_y, ssim_y
+from deepclarity.models import get_spec
 from deepclarity.restore import Restorer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -136,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
                           <= 0.05 * r["true_block"] for r in sel])
         acted = np.mean([r[f"action:{first}"] not in ("kept", "enhanced") for r in sel])
         lines.append(f"| {s} | {within:.1%} | {acted:.1%} |")
-    from deepclarity.models import get_spec
-
     weights = dict.fromkeys(["detector-canny", "mobilesr", *(r.grid_upscaler.name for r in restorers.values())])
     shas = ", ".join(f"{n} {((get_spec(n).card or {}).get('sha256') or 'n/a')[:12]}" for n in weights)
     env = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "

@@ -1,0 +1,91 @@
+"""training/train_detector.py: synthesised samples, weights + card, resume, and continued runs.
+
+Runs on a tiny generated ``train/`` folder (scikit-image samples), never on the research data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+from deepclarity.detect import CROP_SIZE
+from deepclarity.io import write_image
+from deepclarity.models import create_model, load_weights
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+import train_detector  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "train" / "mini"
+    folder.mkdir(parents=True)
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    for i in range(30):
+        write_image(folder / f"photo{i:02d}.png", photos[i % 4][4 * i:4 * i + 200, 3 * i:3 * i + 220])
+    names = [p for p in folder.iterdir() if train_detector.is_validation(p, root)]
+    assert 0 < len(names) < 30  # both sides of the split are used
+    return root
+
+
+def test_samples_are_reproducible_crops_with_the_asked_label():
+    img = skdata.astronaut()
+    recipes = set()
+    for i in range(40):
+        a = train_detector.synthesize(img, np.random.default_rng([0, i]), label=i % 2)
+        b = train_detector.synthesize(img, np.random.default_rng([0, i]), label=i % 2)
+        assert a.label == i % 2 and a.crop.dtype == np.uint8
+        assert a.crop.shape[0] <= CROP_SIZE and a.crop.shape[1] <= CROP_SIZE and a.crop.shape[2] == 3
+        assert np.array_equal(a.crop, b.crop) and a.recipe == b.recipe
+        recipes.add(a.recipe.split(" ")[0])
+    assert {"pixelate", "clean"} <= recipes  # both kinds of sample are drawn
+
+
+def test_small_photos_are_padded_not_upscaled():
+    small = skdata.astronaut()[:90, :70]
+    sample = train_detector.synthesize(small, np.random.default_rng(3), label=0)
+    assert sample.crop.shape[0] <= 90 and sample.crop.shape[1] <= 70
+
+
+def _run(data: Path, ckpt: Path, out: Path, *extra: str) -> int:
+    return train_detector.main(["--data", str(data), "--method", "canny", "--batch", "4", "--val-every", "2",
+                                "--val-per-image", "2", "--workers", "0", "--threads", "1", "--lr", "1e-3",
+                                "--warmup", "1", "--checkpoints", str(ckpt), "--out", str(out), *extra])
+
+
+@pytest.mark.slow
+def test_train_writes_weights_card_resumes_and_continues(data, tmp_path):
+    out = tmp_path / "w" / "detector-canny.safetensors"
+    out.parent.mkdir()
+    assert _run(data, tmp_path / "ckpt", out, "--steps", "2") == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["name"] == "detector-canny" and card["input"] == "canny" and card["steps"] == 2
+    assert card["crop_size"] == CROP_SIZE and "train_detector.py" in card["command"]
+    assert "earlier_runs" not in card
+    load_weights(create_model("detector-canny", pretrained=False), out)  # strict load works
+
+    # Resume: a longer schedule continues from the checkpoint, not from scratch.
+    assert _run(data, tmp_path / "ckpt", out, "--steps", "4") == 0
+    with open(tmp_path / "ckpt" / "detector-canny" / "log.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [2, 4]
+    assert torch.load(tmp_path / "ckpt" / "detector-canny" / "last.pt", weights_only=False)["step"] == 4
+
+    # Without a checkpoint, a run starts from the weights file and its card names the run before.
+    first = json.loads(out.with_suffix(".json").read_text())
+    assert _run(data, tmp_path / "continue", out, "--steps", "6", "--val-every", "1") == 0
+    with open(tmp_path / "continue" / "detector-canny" / "log.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)][0] == first["steps"] + 1
+    card = json.loads(out.with_suffix(".json").read_text())
+    if card["sha256"] != first["sha256"]:  # a better validation step was written
+        assert card["earlier_runs"] == [{k: first[k] for k in ("command", "steps", "sha256")}]
+    state = torch.load(tmp_path / "continue" / "detector-canny" / "last.pt", weights_only=False)
+    assert state["step"] == 6
+    assert state["earlier_runs"] == [{k: first[k] for k in ("command", "steps", "sha256")}]
