@@ -197,6 +197,8 @@ class Detector:
 
         Yields ``(path, Detection)`` or ``(path, DeepClarityError)`` in input order: a bad file
         never stops the rest. Only a few images beyond the ones in work are held in memory.
+        PyTorch's thread count is process-wide, so this is for batch runs (CLI, benchmarks), not
+        for a server answering other requests meanwhile.
         """
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
