@@ -200,11 +200,8 @@ class Detector:
         PyTorch's thread count is process-wide, so this is for batch runs (CLI, benchmarks), not
         for a server answering other requests meanwhile.
         """
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-
         from .errors import DeepClarityError
-        from .io import read_image
+        from .io import map_ahead, read_image
         from .runtime import image_worker_count, image_workers
 
         def work(path):
@@ -216,16 +213,8 @@ class Detector:
         paths = list(paths)
         if workers is None and paths:
             workers = min(image_worker_count(self.device), len(paths))  # one file keeps every thread
-        with image_workers(self.device, workers) as n, ThreadPoolExecutor(max_workers=n) as pool:
-            pending: deque = deque()
-            for path in paths:
-                pending.append((path, pool.submit(work, path)))
-                if len(pending) > n:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
+        with image_workers(self.device, workers) as n:
+            yield from map_ahead(work, paths, n)
 
 
 def _checked_threshold(threshold: float) -> float:

@@ -37,6 +37,7 @@ __all__ = [
     "max_pixels_limit",
     "read_image",
     "read_images",
+    "map_ahead",
     "read_rgb",
     "to_uint8",
     "write_image",
@@ -184,26 +185,32 @@ def read_images(paths, *, workers: int = 2, max_pixels: int | None = None):
 
     Yields ``(path, LoadedImage)`` or ``(path, ImageError)`` — a bad file never stops the rest.
     """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     def load(path):
         try:
             return read_image(path, max_pixels=max_pixels)
         except ImageError as exc:
             return exc
 
-    paths = list(paths)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    yield from map_ahead(load, paths, workers)
+
+
+def map_ahead(fn, items, workers: int):
+    """Yield ``(item, fn(item))`` in input order, ``fn`` running on ``workers`` background threads
+    at most ``workers`` items ahead of the consumer (so only that many results wait in memory)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, int(workers))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
-        for path in paths:
-            pending.append((path, pool.submit(load, path)))
+        for item in items:
+            pending.append((item, pool.submit(fn, item)))
             if len(pending) > workers:
-                done_path, future = pending.popleft()
-                yield done_path, future.result()
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            done_path, future = pending.popleft()
-            yield done_path, future.result()
+            done, future = pending.popleft()
+            yield done, future.result()
 
 
 def _read_file_bytes(path: Path) -> bytes:
