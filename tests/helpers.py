@@ -29,6 +29,28 @@ def write_random_weights(folder: Path, names: tuple[str, ...], card: dict | None
     return folder
 
 
+def write_train_folder(root: Path, name: str, height: int, width: int, step: tuple[int, int]) -> Path:
+    """A tiny ``<root>/train/mini`` of 30 crops of scikit-image photos (``name00.png``...), the crop
+    ``i`` starting at ``(step[0] * i, step[1] * i)``; both sides of the train/validation split are
+    used. Returns ``root``, the ``--data`` folder of the training scripts."""
+    from skimage import data as skdata
+
+    from deepclarity.io import write_image
+
+    sys.path.insert(0, str(REPO / "training"))
+    from common import is_validation
+
+    folder = root / "train" / "mini"
+    folder.mkdir(parents=True)
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    for i in range(30):
+        y, x = step[0] * i, step[1] * i
+        write_image(folder / f"{name}{i:02d}.png", photos[i % 4][y:y + height, x:x + width])
+    names = [p for p in folder.iterdir() if is_validation(p, root)]
+    assert 0 < len(names) < 30  # both sides of the split are used
+    return root
+
+
 def clear_model_caches() -> None:
     """Forget every model loaded by an earlier test (upscalers, detectors, restorers)."""
     from deepclarity import detect, enhance, restore

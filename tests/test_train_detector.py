@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_train_folder
 from skimage import data as skdata
 
 from deepclarity.detect import CROP_SIZE
-from deepclarity.io import write_image
 from deepclarity.models import create_model, load_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
@@ -25,15 +25,7 @@ import train_detector  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "train" / "mini"
-    folder.mkdir(parents=True)
-    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
-    for i in range(30):
-        write_image(folder / f"photo{i:02d}.png", photos[i % 4][4 * i:4 * i + 200, 3 * i:3 * i + 220])
-    names = [p for p in folder.iterdir() if train_detector.is_validation(p, root)]
-    assert 0 < len(names) < 30  # both sides of the split are used
-    return root
+    return write_train_folder(tmp_path_factory.mktemp("data"), "photo", 200, 220, (4, 3))
 
 
 def test_samples_are_reproducible_crops_with_the_asked_label():

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_train_folder
 from skimage import data as skdata
 
 from deepclarity.degrade import imresize, pixelate
-from deepclarity.io import write_image
 from deepclarity.models import create_model, load_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
@@ -25,15 +25,8 @@ import train_sr  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "train" / "mini"
-    folder.mkdir(parents=True)
-    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
-    for i in range(30):  # crop27 is the one the hash puts in validation
-        write_image(folder / f"crop{i:02d}.png", photos[i % 4][5 * i:5 * i + 120, 4 * i:4 * i + 140])
-    names = [p for p in folder.iterdir() if train_sr.is_validation(p, root)]
-    assert 0 < len(names) < 30  # both sides of the split are used
-    return root
+    # crop27 is the one the hash puts in validation
+    return write_train_folder(tmp_path_factory.mktemp("data"), "crop", 120, 140, (5, 4))
 
 
 def test_pairs_are_aligned_and_flipped_together():
