@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 PYTEST_ARGS ?=
-# The browser tests (tests/test_browser.py) drive Debian's Chromium through Playwright; Playwright's
+# The browser tests (tests/e2e/test_browser.py) drive Debian's Chromium through Playwright; Playwright's
 # own browser download does not work here. `make test` installs the two packages when missing.
 CHROMIUM := /usr/bin/chromium
 BROWSER_PACKAGES := chromium chromium-driver

@@ -41,7 +41,7 @@ ANTIALIAS_SIGMA = 0.5
 #: within this PSNR-Y (dB); below it the grid does not explain the image (a wrong grid, or a
 #: mosaic over part of it that was not found) and the image is kept ("no-grid"), never made worse.
 #: Exact pixelation fits exactly, pixelation then JPEG q75 well above this, the whole-image grid of
-#: a mosaic over a quarter of the image well below (tests/test_restore.py checks both sides).
+#: a mosaic over a quarter of the image well below (tests/unit/test_restore.py checks both sides).
 MIN_GRID_FIT_DB = 30.0
 
 #: What to do with an image the detector calls clean: leave it (resized to the output size only)

@@ -30,6 +30,10 @@ __all__ = [
     "image_workers",
     "image_worker_count",
     "use_fp16",
+    "PRECISIONS",
+    "cpu_has_native_bf16",
+    "resolve_precision",
+    "autocast",
     "prepare_model",
     "use_channels_last",
     "to_model_input",
@@ -111,6 +115,50 @@ def image_workers(device: torch.device, workers: int | None = None) -> Iterator[
 def use_fp16(device: torch.device, fp32: bool = False) -> bool:
     """Half precision (autocast) is used on CUDA unless ``fp32`` is forced; never on the CPU."""
     return device.type == "cuda" and not fp32
+
+
+#: Precision names accepted by ``--precision`` (training and inference).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    try:
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            with open("/proc/cpuinfo") as f:
+                flags = f.read()
+            return "avx512_bf16" in flags or "amx_bf16" in flags
+    except (AttributeError, OSError, RuntimeError):
+        pass
+    return False
+
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """``auto`` -> ``bf16`` on a CPU with native bf16, ``bf16``/``fp16`` on CUDA (bf16 where the GPU
+    supports it), else ``fp32``; an explicit name is checked against the device.
+
+    Raises:
+        DeviceError: unknown name, or fp16 asked for on the CPU.
+    """
+    precision = (precision or "auto").lower()
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise DeviceError("fp16 runs on CUDA only; use bf16 or fp32 on the CPU")
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for ``precision`` (``fp32``: none): weights stay fp32, matmuls and
+    convolutions run in bf16/fp16."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:

@@ -68,7 +68,7 @@ from deepclarity.degrade import imresize, nearest_downscale
 from deepclarity.evaluate import default_data_dir
 from deepclarity.metrics import detail_ratio, psnr_y
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
-from deepclarity.runtime import configure_threads, select_device, tensor_to_image
+from deepclarity.runtime import PRECISIONS, autocast, configure_threads, resolve_precision, select_device, tensor_to_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FromStep, is_validation, load_images, lr_at, training_images  # noqa: E402
@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--restart", action="store_true",
+                        help="warm restart: continuing from weights, the warm-up and cosine schedule start again at "
+                             "the current step and end at --steps")
     parser.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic",
                         help="LR images: bicubic (benchmark protocol) or nearest (pixelation; trains <model>-pixel, "
                              "starting from <model>'s weights)")
@@ -245,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=30, help="validation photos used (0 = all)")
     parser.add_argument("--val-crop", type=int, default=256, help="HR side of the validation centre crops")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="autocast for forward/backward, fp32 master weights (auto: bf16 on CPUs with native "
+                             "bf16, bf16/fp16 on CUDA, else fp32)")
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--out", type=Path, default=None, help="weights file (default: the registry's)")
     parser.add_argument("--from-weights", action=argparse.BooleanOptionalAction, default=True,
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = configure_threads(args.threads)
     device = select_device(args.device)
+    precision = resolve_precision(device, args.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     torch.manual_seed(args.seed)
     restoration = args.degradation == "nearest"
     name = f"{args.model}-pixel" if restoration else args.model
@@ -289,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     disc = create_model("discriminator", pretrained=False).to(device).train() if gan else None
     step, best, seconds_before = 0, {"val_psnr": -1.0}, 0.0
     started_from = "random initialisation"
+    # Runs this one continues, oldest first: the card then says how the weights were reached.
+    earlier_runs: list[dict] = []
+    samples_before = 0
+    schedule_start = 0  # the step the LR schedule counts from (a warm restart moves it)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.9, 0.99)) if gan else None
     if ckpt_path.is_file():
@@ -300,13 +312,21 @@ def main(argv: list[str] | None = None) -> int:
             opt_d.load_state_dict(state["opt_d"])
         step, best, seconds_before = state["step"], state["best"], state.get("seconds", 0.0)
         started_from = state.get("started_from", started_from)
+        earlier_runs = state.get("earlier_runs", [])
+        samples_before = state.get("samples", step * state["args"]["batch"])
+        schedule_start = state.get("schedule_start", 0)
         print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
     elif args.from_weights and out.is_file():
         load_weights(model, out)
         card = read_card(out) or {}
         step, seconds_before = int(card.get("steps", 0)), float(card.get("train_seconds", 0.0))
         started_from = card.get("started_from", f"{out.name} at step {step}")
+        samples_before = int(card.get("samples", 0))
+        schedule_start = step if args.restart else int(card.get("schedule_start", 0))
         best = {k: card[k] for k in ("val_psnr", "val_hf_ratio") if k in card} or best
+        earlier_runs = card.get("earlier_runs", []) + [{k: card[k] for k in (
+            "command", "steps", "samples", "batch", "patch_lr", "hardware", "precision", "train_seconds", "val_psnr",
+            "sha256") if k in card}]
         print(f"continuing from {out} (step {step}); optimiser state is new", file=sys.stderr)
     elif gan or restoration:
         init = args.init or get_spec("minisrresnet" if gan else args.model).weights_path
@@ -329,15 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         log.writerow(["step", "loss", "lr", "val_psnr", "val_hf_ratio", "samples_per_s", "elapsed_s"])
     command = "python training/train_sr.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} threads"
+    print(f"{hardware}, precision {precision}", file=sys.stderr)
     start = time.time()
     t_last, step_last = start, step
+    first_step = step
     losses: list[float] = []
     bar = tqdm(total=args.steps, initial=step, desc=f"train {args.model}", unit="step", dynamic_ncols=True)
 
     def save_checkpoint() -> None:
         state = {"model": model.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(),
-                 "step": step, "best": best, "seconds": seconds_before + time.time() - start,
-                 "started_from": started_from, "args": vars(args)}
+                 "step": step, "samples": samples_before + (step - first_step) * args.batch, "best": best, "seconds": seconds_before + time.time() - start,
+                 "started_from": started_from, "earlier_runs": earlier_runs, "schedule_start": schedule_start,
+                 "args": vars(args)}
         if gan:
             state.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
         tmp = ckpt_path.with_suffix(".tmp")
@@ -348,27 +371,34 @@ def main(argv: list[str] | None = None) -> int:
         if step >= args.steps:
             break
         lr_img, hr_img = lr_img.to(device, non_blocking=True), hr_img.to(device, non_blocking=True)
-        rate = lr_at(step, args.steps, args.lr, args.warmup, floor=0.01)
+        rate = lr_at(step - schedule_start, args.steps - schedule_start, args.lr, args.warmup, floor=0.01)
         for group in opt.param_groups + (opt_d.param_groups if gan else []):
             group["lr"] = rate
-        sr = model(lr_img)
-        if gan:
-            fake_logits, fake_feats = disc(sr, features=True)
-            with torch.no_grad():
-                real_logits, real_feats = disc(hr_img, features=True)
-            loss = (args.w_pixel * F.l1_loss(sr, hr_img) + args.w_fm * feature_matching(fake_feats, real_feats)
+        with autocast(device, precision):
+            sr = model(lr_img)
+            if gan:
+                fake_logits, fake_feats = disc(sr, features=True)
+                with torch.no_grad():
+                    real_logits, real_feats = disc(hr_img, features=True)
+        sr = sr.float()
+        if gan:  # losses in fp32 (the FFT and the BCE want it)
+            loss = (args.w_pixel * F.l1_loss(sr, hr_img)
+                    + args.w_fm * feature_matching([f.float() for f in fake_feats], [r.float() for r in real_feats])
                     + args.w_freq * frequency_loss(sr, hr_img)
-                    + args.w_adv * relativistic_loss(fake_logits, real_logits))
+                    + args.w_adv * relativistic_loss(fake_logits.float(), real_logits.float()))
         else:
             loss = pixel_loss(sr, hr_img, args.loss)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
         if gan:  # discriminator step on the same batch
-            d_loss = relativistic_loss(disc(hr_img), disc(sr.detach()))
+            with autocast(device, precision):
+                real_d, fake_d = disc(hr_img), disc(sr.detach())
+            d_loss = relativistic_loss(real_d.float(), fake_d.float())
             opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            scaler.scale(d_loss).backward()
+            scaler.step(opt_d)
+        scaler.update()
         ema.update(model, step)
         step += 1
         losses.append(loss.item())
@@ -391,9 +421,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"L1 {args.w_freq} + L1 {args.w_pixel}" if gan else args.loss)
                 save_weights(ema.model, out, card={
                     "name": name, "task": "sr", "degradation": args.degradation, "scale": SCALE, "steps": step,
-                    "samples": step * args.batch, "batch": args.batch, "patch_lr": args.patch, "seed": args.seed,
+                    "samples": samples_before + (step - first_step) * args.batch, "batch": args.batch, "patch_lr": args.patch, "seed": args.seed,
                     "objective": objective, "ema": args.ema, "peak_lr": args.lr, "schedule_steps": args.steps,
-                    "started_from": started_from,
+                    "schedule_start": schedule_start, "precision": precision,
+                    "started_from": started_from, **({"earlier_runs": earlier_runs} if earlier_runs else {}),
                     "data": f"{len(pairs)} photos from train/{{{','.join(args.subsets)}}}, "
                             + ("MATLAB bicubic /4" if args.degradation == "bicubic" else "one pixel per 4x4 block"),
                     "validation": f"{len(val_pairs)} other photos from train/, centre crops <= {args.val_crop} px, "

@@ -8,7 +8,7 @@ never a server path, never an "unexpected error", never a hang (every call has a
 Files that cannot be uploaded at all (a directory, a missing file, one this user cannot read) are
 refused by ``gradio_client`` before anything is sent, with an error naming them; the server then
 still answers. (Sending a server path in their place is refused by Gradio itself:
-``tests/test_app_limits.py``.)
+``tests/apps/test_app_limits.py``.)
 
 Each app is launched once for the module, in this process, on loopback; weights are random ones
 in a temporary folder (plumbing, not accuracy).
@@ -33,7 +33,7 @@ from helpers import clear_model_caches, free_port, write_random_weights  # noqa:
 
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # Gradio's own event stats vs pandas 3
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: Seconds any one request may take before the test calls it a hang.
 DEADLINE_S = 120
 #: What a message must never contain: a traceback, an unexpected-error line, a server path.

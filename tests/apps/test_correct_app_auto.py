@@ -32,7 +32,7 @@ from deepclarity.detect import Detection  # noqa: E402
 from helpers import clear_model_caches, start_app, stop_app, wait_for_http, write_random_weights  # noqa: E402
 from deepclarity.models import get_spec  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DETECTORS = ("detector-canny", "detector-rgb")
 
 

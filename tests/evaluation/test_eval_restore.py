@@ -15,7 +15,7 @@ from skimage import data as skdata
 from deepclarity.degrade import mosaic, pixelate
 from deepclarity.io import write_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name: str):

@@ -44,7 +44,7 @@ from deepclarity.cli import main
 from deepclarity.degrade import pixelate
 from deepclarity.io import write_image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUFFIX = {"enhance": "out", "restore": "restored"}
 SCALE = {"enhance": 4, "restore": 1}  # the default -s of each command
 

@@ -19,7 +19,7 @@ from skimage import data as skdata
 from deepclarity.degrade import imresize, pixelate
 from deepclarity.models import create_model, load_weights
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
 import train_sr  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from deepclarity.degrade import imresize
 from deepclarity.enhance import resize_to
 from deepclarity.io import read_image, write_image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORD_KEYS = ["input", "output", "status", "model", "size", "seconds", "error"]
 
 

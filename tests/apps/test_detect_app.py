@@ -26,7 +26,7 @@ from deepclarity.apps import (  # noqa: E402
 from helpers import free_port  # noqa: E402
 from deepclarity.models import create_model, get_spec, save_weights  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------- fixtures

@@ -28,7 +28,7 @@ from deepclarity.errors import ImageError, ModelError
 from deepclarity.io import read_image, write_image
 from deepclarity.models import create_model, get_spec, save_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORD_KEYS = {"pixelated", "probability", "block_size", "phase", "method"}
 
 

@@ -35,7 +35,7 @@ from deepclarity.io import LoadedImage, read_image  # noqa: E402
 from helpers import start_app, stop_app, wait_for_http  # noqa: E402
 from deepclarity.models import get_spec  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
 
 
@@ -237,7 +237,7 @@ def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     radio, scale, sharpen = dep.inputs[1:]
     assert radio.value == "mobilesr" and [c[1] for c in radio.choices] == list(enhance_mod.UPSCALERS)
     # The slider is shared with /correct, whose default mode (Auto) restores at the input's size;
-    # switching to "Upscale only" sets it to 4 (tests/test_correct_app_auto.py).
+    # switching to "Upscale only" sets it to 4 (tests/apps/test_correct_app_auto.py).
     assert (scale.minimum, scale.maximum, scale.step, scale.value) == (1, 8, 0.5, 1)
     assert (sharpen.minimum, sharpen.maximum, sharpen.value) == (0, 2, 0)
     (limits,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "models-and-limits"]

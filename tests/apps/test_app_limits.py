@@ -34,7 +34,7 @@ from deepclarity.apps import (  # noqa: E402
 )
 from helpers import clear_model_caches, free_port, write_random_weights  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODELS = ("mobilesr", "detector-canny", "detector-rgb")
 #: The launched app's limit: ample for a 40x30 bicubic request (~0.3 s) on a busy 2-core machine.
 SERVER_LIMIT_S = 3.0

@@ -21,7 +21,7 @@ from deepclarity.io import write_image
 from deepclarity.metrics import psnr_y, ssim_y
 from deepclarity.models import create_model, get_spec, save_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCHMARK = default_data_dir() / "benchmark"
 
 

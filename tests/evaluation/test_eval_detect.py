@@ -18,7 +18,7 @@ from skimage import data as skdata
 
 from deepclarity.degrade import block_starts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_script():
