@@ -302,7 +302,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_sr(args: argparse.Namespace) -> int:
-    from .evaluate import default_data_dir, evaluate_sr, find_benchmark_sets, format_sr_table
+    from .datasets import default_data_dir, find_benchmark_sets
+    from .eval.sr import evaluate_sr, format_sr_table
 
     methods = [m.strip().lower() for chunk in args.models for m in chunk.split(",") if m.strip()]
     sets = find_benchmark_sets(args.data or [default_data_dir()])

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from eval_detect import SLICES, build_variant, slice_rng
 from deepclarity.detect import METHODS, Detector, to_uint8
-from deepclarity.evaluate import default_data_dir
+from deepclarity.datasets import default_data_dir
 from deepclarity.io import list_images, read_image
 from deepclarity.models import get_spec
 from deepclarity.models.weights import read_card, write_card

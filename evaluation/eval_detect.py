@@ -408,7 +408,7 @@ class Photo:
 
 def find_photos(data: Path, sets: list[str], limit: int) -> list[Photo]:
     """The benchmark photos: ``limit`` per set (0 = all), first by file name."""
-    from deepclarity.evaluate import find_benchmark_sets
+    from deepclarity.datasets import find_benchmark_sets
 
     found = dict(find_benchmark_sets([data]))
     missing = [s for s in sets if s not in found]
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from deepclarity.detect import METHODS, Detector
-    from deepclarity.evaluate import default_data_dir
+    from deepclarity.datasets import default_data_dir
     from deepclarity.files import atomic_write
 
     if args.threads:

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from deepclarity import __version__
 from deepclarity.degrade import jpeg, mosaic, pixelate
 from deepclarity.enhance import Upscaler, resize_to
-from deepclarity.evaluate import default_data_dir, find_benchmark_sets
+from deepclarity.datasets import default_data_dir, find_benchmark_sets
 from deepclarity.files import atomic_write
 from deepclarity.io import read_image, to_uint8
 from deepclarity.metrics import psnr_y, ssim_y

@@ -29,7 +29,8 @@ import torch
 from deepclarity import __version__
 from deepclarity.bench import bench_sr
 from deepclarity.degrade import imresize
-from deepclarity.evaluate import default_data_dir, evaluate_sr, find_benchmark_sets, format_sr_table, make_upscaler
+from deepclarity.datasets import default_data_dir, find_benchmark_sets
+from deepclarity.eval.sr import evaluate_sr, format_sr_table, make_upscaler
 from deepclarity.files import atomic_write
 from deepclarity.io import write_image
 

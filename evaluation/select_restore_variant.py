@@ -24,7 +24,7 @@ import numpy as np
 
 from deepclarity.degrade import pixelate
 from deepclarity.enhance import Upscaler
-from deepclarity.evaluate import default_data_dir
+from deepclarity.datasets import default_data_dir
 from deepclarity.files import atomic_write
 from deepclarity.metrics import psnr_y
 from deepclarity.restore import Restorer

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from deepclarity.degrade import RESIZE_METHODS, jpeg, mosaic, pixelate, resize
 from deepclarity.detect import CROP_SIZE, METHODS, crop_features
-from deepclarity.evaluate import default_data_dir
+from deepclarity.datasets import default_data_dir
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
 from deepclarity.runtime import configure_threads
 

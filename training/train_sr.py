@@ -65,7 +65,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from deepclarity.degrade import imresize, nearest_downscale
-from deepclarity.evaluate import default_data_dir
+from deepclarity.datasets import default_data_dir
 from deepclarity.metrics import detail_ratio, psnr_y
 from deepclarity.models import create_model, get_spec, load_weights, read_card, save_weights
 from deepclarity.runtime import PRECISIONS, autocast, configure_threads, resolve_precision, select_device, tensor_to_image

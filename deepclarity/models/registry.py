@@ -46,6 +46,9 @@ class ModelSpec:
         weights: weight file name inside :func:`weights_dir`, or ``None`` for architectures kept
             only for comparison or training.
         description: one line for ``deepclarity models`` and the apps.
+        degradation: for SR models, the low-resolution images it was trained on: ``"bicubic"``
+            (the SR protocol) or ``"nearest"`` (one pixel per block: a restoration variant).
+        derived_from: the registry name this model is fine-tuned from (``None``: trained from scratch).
     """
 
     name: str
@@ -54,6 +57,8 @@ class ModelSpec:
     scale: int = 1
     weights: str | None = None
     description: str = ""
+    degradation: str = "bicubic"
+    derived_from: str | None = None
 
     @cached_property
     def num_params(self) -> int:
@@ -130,13 +135,15 @@ register(ModelSpec("mobilesr-seed", "sr", MobileSRSeed, 4, None,
 register(ModelSpec("minisrresnet", "sr", MiniSRResNet, 4, "minisrresnet.safetensors",
                    "MiniSRResNet: 8 residual blocks, 64 channels, no BatchNorm, bicubic skip, x4"))
 register(ModelSpec("minisrgan", "sr", MiniSRResNet, 4, "minisrgan.safetensors",
-                   "MiniSRGAN: MiniSRResNet fine-tuned with the discriminator, x4"))
+                   "MiniSRGAN: MiniSRResNet fine-tuned with the discriminator, x4", derived_from="minisrresnet"))
 # Restoration variants: the same networks fine-tuned on nearest-neighbour-sampled LR (one pixel per
 # block, what grid recovery gives back); ``deepclarity restore`` uses one when its weights exist.
 register(ModelSpec("mobilesr-pixel", "sr", MobileSR, 4, "mobilesr-pixel.safetensors",
-                   "MobileSR fine-tuned on pixelated (one pixel per block) LR, for restoration"))
+                   "MobileSR fine-tuned on pixelated (one pixel per block) LR, for restoration",
+                   degradation="nearest", derived_from="mobilesr"))
 register(ModelSpec("minisrresnet-pixel", "sr", MiniSRResNet, 4, "minisrresnet-pixel.safetensors",
-                   "MiniSRResNet fine-tuned on pixelated (one pixel per block) LR, for restoration"))
+                   "MiniSRResNet fine-tuned on pixelated (one pixel per block) LR, for restoration",
+                   degradation="nearest", derived_from="minisrresnet"))
 register(ModelSpec("minisrresnet-seed", "sr", MiniSRResNet.seed, 4, None,
                    "the prototype's MiniSRResNet/MiniSRGAN architecture (BatchNorm, tanh)"))
 register(ModelSpec("discriminator", "discriminator", Discriminator, 1, None,

@@ -8,7 +8,7 @@ import pytest
 
 from deepclarity.bench import bench_sr, format_bench_sr
 from deepclarity.cli import main
-from deepclarity.evaluate import SetResult, format_sr_table
+from deepclarity.eval.sr import SetResult, format_sr_table
 from deepclarity.models import get_spec
 
 

@@ -16,7 +16,7 @@ from skimage import data as skdata
 from deepclarity import __version__
 from deepclarity.cli import main
 from deepclarity.degrade import imresize
-from deepclarity.evaluate import default_data_dir
+from deepclarity.datasets import default_data_dir
 from deepclarity.io import write_image
 from deepclarity.metrics import psnr_y, ssim_y
 from deepclarity.models import create_model, get_spec, save_weights

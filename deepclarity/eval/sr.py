@@ -8,71 +8,27 @@ both call :func:`evaluate_sr`, so the README's numbers and the command line agre
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from .degrade import imresize
-from .errors import DeepClarityError, ImageError
-from .io import list_images, read_image, to_uint8
-from .metrics import detail_ratio, lpips, lpips_available, psnr_y, ssim_y
+from ..degrade import imresize
+from ..errors import DeepClarityError, ImageError
+from ..io import read_image, to_uint8
+from ..metrics import detail_ratio, lpips, lpips_available, psnr_y, ssim_y
 
 __all__ = [
-    "BENCHMARK_SETS",
-    "default_data_dir",
-    "find_benchmark_sets",
     "make_upscaler",
     "SetResult",
     "evaluate_sr",
     "format_sr_table",
 ]
 
-#: The standard sets in the order papers report them.
-BENCHMARK_SETS = ("Set5", "Set14", "B100", "Kodak24", "McMaster18")
-
 Upscaler = Callable[[np.ndarray], np.ndarray]
-
-
-def default_data_dir() -> Path:
-    """``$DEEPCLARITY_DATA``, else ``../shared/datasets`` beside the repository."""
-    env = os.environ.get("DEEPCLARITY_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
-def find_benchmark_sets(paths: Iterable[str | os.PathLike]) -> list[tuple[str, list[Path]]]:
-    """Resolve ``--data`` arguments into ``(set name, image files)``.
-
-    Each path may be a folder of images (one set, named after the folder), a folder of such
-    folders (e.g. ``datasets/benchmark``), or the datasets root holding ``benchmark/``. Known sets
-    come first in the standard order.
-
-    Raises:
-        DeepClarityError: a path does not exist or holds no images.
-    """
-    found: dict[str, list[Path]] = {}
-    for raw in paths:
-        root = Path(raw)
-        if not root.is_dir():
-            raise DeepClarityError(f"--data {root}: no such folder")
-        if (root / "benchmark").is_dir():
-            root = root / "benchmark"
-        direct = list_images(root)
-        if direct:
-            found[root.name] = direct
-            continue
-        subsets = {d.name: list_images(d) for d in sorted(root.iterdir()) if d.is_dir()}
-        subsets = {k: v for k, v in subsets.items() if v}
-        if not subsets:
-            raise DeepClarityError(f"--data {root}: no images found (expected a folder of images "
-                                   "or of benchmark folders such as Set5/)")
-        found.update(subsets)
-    order = {name: i for i, name in enumerate(BENCHMARK_SETS)}
-    return sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
 
 
 def make_upscaler(method: str, scale: int = 4, *, device: str = "cpu", fp32: bool = False,
@@ -80,8 +36,8 @@ def make_upscaler(method: str, scale: int = 4, *, device: str = "cpu", fp32: boo
     """A function ``uint8 HxWx3 LR -> uint8 HxWx3 SR`` for ``"bicubic"`` or a registered SR model."""
     if method == "bicubic":
         return lambda lr: imresize(lr, scale)
-    from .models import create_model, get_spec
-    from .runtime import image_to_tensor, prepare_model, run_model, select_device, tensor_to_image, use_fp16
+    from ..models import create_model, get_spec
+    from ..runtime import image_to_tensor, prepare_model, run_model, select_device, tensor_to_image, use_fp16
 
     spec = get_spec(method)
     if spec.task != "sr":
@@ -144,7 +100,7 @@ def evaluate_sr(
     LPIPS, when asked for but unavailable (no cached backbone), is reported as ``None`` with the
     reason in ``lpips_note`` — never estimated.
     """
-    from .runtime import select_device
+    from ..runtime import select_device
 
     select_device(device)  # a bad --device fails before any work, whatever the methods
     lp_ok, lp_note = lpips_available() if with_lpips else (False, "not requested")
