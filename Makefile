@@ -13,12 +13,14 @@ PYTEST_ARGS ?=
 CHROMIUM := /usr/bin/chromium
 BROWSER_PACKAGES := chromium chromium-driver
 
-.PHONY: help install browser app test test-fast clean
+.PHONY: help install browser app detect-app test test-fast clean
 
 help:
-	@echo "make app        install if needed, then launch the correction (super-resolution) app on http://$(HOST):$(PORT)"
+	@echo "make app        install if needed, then launch the correction app (restore / enhance) on http://$(HOST):$(PORT)"
+	@echo "make detect-app install if needed, then launch the pixelation-detection app on http://$(HOST):$(PORT)"
 	@echo "make test       install if needed (with dev extras), then run the whole test suite"
 	@echo "make test-fast  the suite without tests marked slow"
+	@echo "make data       download and verify the training and benchmark data (SETS=\"benchmark\" for part of it)"
 	@echo "make browser    install Debian's chromium and chromium-driver (for the browser tests) when missing"
 	@echo "make clean      remove .venv and caches"
 
@@ -30,6 +32,12 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	@touch $@
 
 install: $(STAMP)
+
+# The research data for training and evaluation (not in the repository): downloaded at pinned commits,
+# verified, into $DEEPCLARITY_DATA or the user data folder. Resumable: rerun after an interruption.
+.PHONY: data
+data: $(STAMP)
+	$(BIN)/deepclarity data fetch $(SETS)
 
 # Idempotent and silent when Chromium is there (or DEEPCLARITY_SKIP_BROWSER=1). apt-get update runs
 # only when the package lists do not know chromium, or when an install from stale lists fails.
@@ -49,6 +57,9 @@ browser:
 
 app: $(STAMP)
 	GRADIO_SERVER_NAME=$(HOST) GRADIO_SERVER_PORT=$(PORT) $(BIN)/python correct_app.py
+
+detect-app: $(STAMP)
+	GRADIO_SERVER_NAME=$(HOST) GRADIO_SERVER_PORT=$(PORT) $(BIN)/python detect_app.py
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

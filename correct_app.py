@@ -1,6 +1,8 @@
-"""The correction app (restore pixelated images, or upscale any image): ``python correct_app.py [--host H] [--port P] [--share] ...``.
+"""The correction app (restore pixelated images, or enhance any image):
+``python correct_app.py [--host H] [--port P] [--share] ...``.
 
-Everything lives in :mod:`deepclarity.apps`; this file only parses, builds and launches.
+Everything lives in :mod:`deepclarity.apps` (:mod:`deepclarity.apps.correct_app`); this file only
+parses, builds and launches.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_app_args(
         argv, prog="correct_app.py",
-        description="Web app: upload an image; in Auto mode it is checked for pixelation and, when "
+        description="Web app: upload an image; in Restore mode it is checked for pixelation and, when "
                     "pixelated, restored from its block grid (verdict, block size and region map shown); "
-                    "in Upscale-only mode it is upscaled with MobileSR, MiniSRResNet, MiniSRGAN or bicubic. "
+                    "in Enhance mode it is super-resolved with the chosen model. "
                     "Compare before/after and download the full-resolution PNG. "
                     "Binds 127.0.0.1 unless told otherwise.",
     )

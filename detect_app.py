@@ -1,6 +1,7 @@
 """The pixelation-detection app: ``python detect_app.py [--host H] [--port P] [--share] ...``.
 
-Everything lives in :mod:`deepclarity.apps`; this file only parses, builds and launches.
+Everything lives in :mod:`deepclarity.apps` (:mod:`deepclarity.apps.detect_app`); this file only
+parses, builds and launches.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ import numpy as np
 
 from .errors import DeepClarityError
 
-__all__ = ["hardware", "median_time", "bench_detect", "format_bench", "SR_FRAME", "bench_sr", "format_bench_sr"]
+__all__ = ["hardware", "median_time", "bench_detect", "format_bench", "SR_FRAME", "sr_bench_models", "bench_sr",
+           "format_bench_sr"]
 
 
 def hardware(device) -> str:
@@ -145,57 +146,70 @@ def format_bench(result: dict) -> str:
 
 # The prototype's speed setting: a 480x270 frame upscaled x4 to 1920x1080.
 SR_FRAME = (270, 480)
-SR_BENCH_MODELS = ("bicubic", "mobilesr", "minisrresnet", "minisrgan", "mobilesr-seed", "minisrresnet-seed")
 
 
-def _sr_model(name: str):
-    """A generator for timing: the shipped weights when present, else the architecture as
-    initialised (speed does not depend on the weights; the prototype designs have none)."""
+def sr_bench_models() -> tuple[str, ...]:
+    """The default ``bench sr`` rows, from the registry: function entries first (``bicubic``, the
+    reference row), then the shipped generators, then the architectures kept for comparison.
+    Restoration variants (the same networks, other weights) are left out."""
+    from .models import list_models
+
+    specs = [s for s in list_models("sr") if not s.is_restoration_variant]
+    return tuple(s.name for s in sorted(specs, key=lambda s: (s.is_network, not s.shipped)))
+
+
+def _sr_upscaler(name: str, device):
+    """The :class:`~deepclarity.enhance.Upscaler` timed for ``name`` on ``device`` and what its
+    weights are: the shipped ones when present, else the architecture as initialised (speed does
+    not depend on the weights; the prototype designs have none)."""
+    from .enhance import Upscaler
     from .models import create_model, get_spec
+    from .runtime import prepare_model
 
     spec = get_spec(name)
     if spec.task != "sr":
         raise DeepClarityError(f"{name} is not a super-resolution model")
-    return create_model(name, pretrained=spec.has_weights), spec.has_weights
+    fp32 = device.type != "cuda"
+    if not spec.is_network:
+        return Upscaler(spec.name, device=device, tile=0), "n/a"
+    if spec.has_weights:
+        return Upscaler(spec.name, device=device, fp32=fp32, tile=0), "trained"
+    module = prepare_model(create_model(spec.name, pretrained=False), device)
+    return Upscaler.from_module(module, name=spec.name, device=device, fp32=fp32, tile=0), "architecture only"
 
 
-def bench_sr(models: tuple[str, ...] | list[str] = SR_BENCH_MODELS, *, device: str = "auto", repeats: int = 3,
+def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str = "auto", repeats: int = 3,
              frame: tuple[int, int] = SR_FRAME) -> dict:
-    """Seconds per ``frame`` (H, W) input upscaled x4, whole frame at once: always on the CPU
-    (float32, the configured threads) and, where CUDA is present and asked for, in fp16 on the GPU."""
+    """Seconds per ``frame`` (H, W) input upscaled x4, whole frame at once, through
+    :meth:`Upscaler.upscale_array <deepclarity.enhance.Upscaler.upscale_array>` (a ``uint8`` frame in,
+    a ``uint8`` frame out: conversions and transfers included): always on the CPU (float32, the
+    configured threads) and, for networks where CUDA is present and asked for, in fp16 on the GPU.
+
+    ``models``: registry names (default: :func:`sr_bench_models`).
+    """
     import torch
 
-    from .degrade import imresize
-    from .models import count_params
-    from .runtime import inference_mode, prepare_model, select_device
+    from .models import get_spec
+    from .runtime import select_device
 
+    models = sr_bench_models() if models is None else models
     cuda = select_device(device)
     devices = [torch.device("cpu")] + ([cuda] if cuda.type == "cuda" else [])
     rng = np.random.default_rng(0)
     lr = rng.integers(0, 256, (*frame, 3), dtype=np.uint8)
     rows = []
     for name in models:
-        row: dict = {"model": name, "params": 0, "weights": "n/a", "cpu_s": None, "cuda_fp16_fps": None}
-        if name == "bicubic":
-            row["cpu_s"] = median_time(lambda: imresize(lr, 4), repeats)
-            rows.append(row)
-            continue
-        model, trained = _sr_model(name)
-        row["params"] = count_params(model)
-        row["size_mb_fp32"] = row["params"] * 4 / 1e6
-        row["weights"] = "trained" if trained else "architecture only"
-        for dev in devices:
-            m = prepare_model(model, dev)
-            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(dev)
-            fp16 = dev.type == "cuda"
-            sync = torch.cuda.synchronize if fp16 else None
-
-            def once():
-                with inference_mode(dev, fp16):
-                    m(x)
-
-            seconds = median_time(once, repeats if not fp16 else max(repeats, 10), sync)
-            if fp16:
+        spec = get_spec(name)
+        row: dict = {"model": name, "params": spec.num_params, "weights": "n/a", "cpu_s": None,
+                     "cuda_fp16_fps": None}
+        if spec.is_network:
+            row["size_mb_fp32"] = row["params"] * 4 / 1e6
+        for dev in devices if spec.is_network else devices[:1]:
+            upscaler, row["weights"] = _sr_upscaler(name, dev)
+            fp16 = upscaler.fp16
+            sync = torch.cuda.synchronize if dev.type == "cuda" else None
+            seconds = median_time(lambda: upscaler.upscale_array(lr), repeats if not fp16 else max(repeats, 10), sync)
+            if dev.type == "cuda":
                 row["cuda_fp16_fps"] = 1.0 / seconds
             else:
                 row["cpu_s"] = seconds
@@ -214,8 +228,8 @@ def format_bench_sr(result: dict) -> str:
     """A markdown table: one row per model, CPU seconds/frame and frames/s, CUDA fp16 frames/s."""
     cuda = result["cuda"]
     lines = [
-        f"x4 super-resolution, one {result['frame']} frame, whole frame at once; "
-        f"median of {result['repeats']} runs after a warm-up",
+        f"x4 super-resolution, one {result['frame']} frame, whole frame at once through Upscaler.upscale_array "
+        f"(uint8 in and out); median of {result['repeats']} runs after a warm-up",
         f"CPU: {result['cpu']}, float32" + (f"; GPU: {cuda}, fp16 autocast" if cuda else "; GPU: none present"),
         "",
         "| model | params | weights | CPU s/frame | CPU frames/s | GPU fp16 frames/s |",

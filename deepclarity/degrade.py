@@ -198,7 +198,7 @@ def nearest_downscale(img: np.ndarray, factor: float) -> np.ndarray:
     """The low-resolution image that :func:`pixelate` shows: one input pixel per block.
 
     ``pixelate(img, f)`` is this image enlarged back by nearest neighbour, so it is what
-    :func:`deepclarity.grid.recover_lowres` gets back and what a restoration generator is fed.
+    :func:`deepclarity.pixelation.recover_lowres` gets back and what a restoration generator is fed.
     """
     img = np.asarray(img)
     rows, cols = (np.unique(_nearest_axis(n, float(factor))) for n in img.shape[:2])

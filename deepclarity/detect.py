@@ -9,23 +9,33 @@ training (``training/train_detector.py``) and inference, on the CPU and on CUDA 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cache import ModelCache
 from .edges import canny_edges
 from .errors import ImageError
 from .io import to_uint8
 
-__all__ = ["CROP_SIZE", "METHODS", "crop_features", "Detection", "Detector", "tile_grid", "aggregate",
+__all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Detection", "Detector", "tile_grid", "aggregate",
            "load_detector", "default_threshold", "to_uint8"]
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
 
-#: ``--method`` name -> registry model name.
-METHODS = {"canny": "detector-canny", "rgb": "detector-rgb"}
+#: The detector used unless another method is asked for (method 2, edge maps).
+DEFAULT_METHOD = "canny"
+
+
+def __getattr__(name: str):
+    """``METHODS``: ``--method`` name -> registry model name, read from the registry when asked
+    for (:func:`deepclarity.models.detector_methods`)."""
+    if name == "METHODS":
+        from .models import detector_methods
+
+        return detector_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def crop_features(crop: np.ndarray, kind: str, size: int = CROP_SIZE) -> np.ndarray:
@@ -115,7 +125,8 @@ class Detector:
     """A loaded detector: ``Detector("canny").detect(image)``.
 
     Args:
-        method: ``"canny"`` (method 2, default) or ``"rgb"`` (method 1, the baseline).
+        method: a registered detector method (:func:`deepclarity.models.detector_methods`):
+            ``"canny"`` (method 2, default) or ``"rgb"`` (method 1, the baseline).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; fp16 autocast on CUDA unless ``fp32``.
         threshold: probability at or above which an image is called pixelated; default: the one
             calibrated on validation photos and stored in the model card
@@ -124,14 +135,15 @@ class Detector:
         weights: a weight file instead of the registry's.
     """
 
-    def __init__(self, method: str = "canny", *, device: str = "auto", fp32: bool = False,
+    def __init__(self, method: str = DEFAULT_METHOD, *, device: str = "auto", fp32: bool = False,
                  threshold: float | None = None, max_tiles: int = 24, batch_size: int = 64,
                  weights: str | None = None) -> None:
-        from .models import create_model
+        from .models import create_model, detector_methods
         from .runtime import prepare_model, select_device, use_fp16
 
-        if method not in METHODS:
-            raise ValueError(f"unknown detection method {method!r} (use {' or '.join(METHODS)})")
+        methods = detector_methods()
+        if method not in methods:
+            raise ValueError(f"unknown detection method {method!r} (use {' or '.join(methods)})")
         if threshold is None:
             threshold = default_threshold(method) if weights is None else 0.5
         self.method = method
@@ -142,7 +154,7 @@ class Detector:
         self.fp16 = use_fp16(self.device, fp32)
         # MobileNetV3 runs ~40% faster in channels_last on the CPU too (measured, batch 24 crops).
         self.channels_last = True
-        self.model = prepare_model(create_model(METHODS[method], weights=weights), self.device,
+        self.model = prepare_model(create_model(methods[method], weights=weights), self.device,
                                    channels_last=self.channels_last)
 
     def tile_probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -167,7 +179,7 @@ class Detector:
         slider never reloads it).
         """
         threshold = self.threshold if threshold is None else _checked_threshold(threshold)
-        from .grid import estimate_grid
+        from .pixelation import estimate_grid
         from .io import LoadedImage, read_image
 
         loaded = image if isinstance(image, LoadedImage) else read_image(image)
@@ -226,9 +238,9 @@ def _checked_threshold(threshold: float) -> float:
 
 def default_threshold(method: str) -> float:
     """The decision threshold calibrated for ``method``'s shipped weights (model card), else 0.5."""
-    from .models import get_spec
+    from .models import detector_methods, get_spec
 
-    card = get_spec(METHODS[method]).card or {}
+    card = get_spec(detector_methods()[method]).card or {}
     return float(card.get("threshold", 0.5))
 
 
@@ -237,15 +249,18 @@ def aggregate(tile_probs: np.ndarray) -> float:
     return float(tile_probs.max()) if tile_probs.size else 0.0
 
 
-_DETECTORS: dict[tuple, Detector] = {}
-_DETECTORS_LOCK = threading.Lock()
+_DETECTORS = ModelCache("detectors")
 
 
-def load_detector(method: str = "canny", *, device: str = "auto", fp32: bool = False, **kwargs) -> Detector:
-    """A shared :class:`Detector` per (method, device, precision, options): models load once."""
+def load_detector(method: str = DEFAULT_METHOD, *, device: str = "auto", fp32: bool = False, **kwargs) -> Detector:
+    """A shared :class:`Detector` per (method, resolved device, precision, options): models load
+    once, and again when the weight file or its model card changes (:mod:`deepclarity.cache`)."""
+    from .cache import device_key, registry_identity, weights_identity
+    from .models import detector_methods
+
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # threshold=None is the default
-    key = (method, device, fp32, tuple(sorted(kwargs.items())))
-    with _DETECTORS_LOCK:
-        if key not in _DETECTORS:
-            _DETECTORS[key] = Detector(method, device=device, fp32=fp32, **kwargs)
-        return _DETECTORS[key]
+    dev = device_key(device)
+    weights = kwargs.get("weights")
+    identity = weights_identity(weights) if weights is not None else registry_identity(detector_methods().get(method))
+    return _DETECTORS.load((method, dev, fp32, tuple(sorted(kwargs.items()))), identity,
+                           lambda: Detector(method, device=dev, fp32=fp32, **kwargs))

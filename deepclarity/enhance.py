@@ -1,7 +1,10 @@
-"""Super-resolution of whole images: one place for the plumbing every front end needs.
+"""Enhance (plain super-resolution) of whole images: one place for the plumbing every front end needs.
 
-:class:`Upscaler` wraps a x4 generator (or MATLAB bicubic, for reference) and handles what real
-files bring, Real-ESRGAN-style, so the CLI, the apps and the restoration pipeline get it for free:
+:class:`Upscaler` is the one super-resolution forward path: ``deepclarity enhance``, the apps,
+restoration, ``deepclarity eval sr``, ``deepclarity bench sr`` and training validation
+(:meth:`Upscaler.from_module`) all run through it. It wraps any x4 SR entry of the registry (a
+generator, or the ``bicubic`` reference, a function of the pixels) and handles what real files
+bring, Real-ESRGAN-style, so every front end gets it for free:
 
 * any output scale (the model's x4, then a resize to ``outscale``);
 * alpha upscaled separately (bicubic) and kept; 16-bit stays 16-bit; grayscale stays grayscale;
@@ -10,28 +13,33 @@ files bring, Real-ESRGAN-style, so the CLI, the apps and the restoration pipelin
   large inputs so memory stays bounded;
 * an optional unsharp-mask sharpening of the result (the prototype's "sharpen" option).
 
-Models are loaded once per (name, device, dtype) and shared (:func:`load_upscaler`).
+Models are loaded once per setting and device and shared (:func:`load_upscaler`,
+:mod:`deepclarity.cache`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
 
-from .degrade import imresize
+from .cache import ModelCache
 from .errors import DeepClarityError, ImageError
 from .io import LoadedImage, read_image
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 __all__ = ["UPSCALERS", "DEFAULT_UPSCALER", "AUTO_TILE", "MAX_OUTPUT_PIXELS", "Upscaler", "Enhanced",
            "load_upscaler", "sharpen", "resize_to", "to_gray3", "output_path"]
 
-UPSCALERS = ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
 DEFAULT_UPSCALER = "mobilesr"
 SCALE = 4
 # Inputs with more pixels than AUTO_TILE**2 are run in AUTO_TILE x AUTO_TILE tiles: MiniSRResNet's
@@ -93,51 +101,116 @@ class Enhanced:
     info: dict = field(default_factory=dict)
 
 
+def __getattr__(name: str):
+    """``UPSCALERS``: the upscalers offered to users, read from the registry when asked for
+    (:func:`deepclarity.models.sr_model_names`: the shipped x4 generators, then ``bicubic``)."""
+    if name == "UPSCALERS":
+        from .models import sr_model_names
+
+        return sr_model_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@contextlib.contextmanager
+def _evaluating(module: "nn.Module | None") -> Iterator[None]:
+    """``module`` in eval mode for the block, its training flag restored afterwards."""
+    if module is None or not module.training:
+        yield
+        return
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train()
+
+
 class Upscaler:
-    """A x4 generator (or ``"bicubic"``) with the image plumbing around it.
+    """A x4 super-resolution entry of the registry with the image plumbing around it.
 
     Args:
-        model: one of :data:`UPSCALERS` (or any registered x4 SR model).
+        model: a registered x4 SR name: one of :data:`UPSCALERS`, a restoration variant, or an
+            architecture given ``weights``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         fp32: no fp16 autocast on CUDA.
         tile: tile side in input pixels; ``None`` = automatic (:data:`AUTO_TILE` for large
             inputs), 0 = never tile.
         tile_pad: context read around each tile and then discarded.
         weights: a weight file instead of the shipped one.
+
+    A module that is not in the registry (a network being trained) goes through the same path
+    with :meth:`from_module`.
     """
 
     def __init__(self, model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
                  tile: int | None = None, tile_pad: int = 16, weights: str | os.PathLike | None = None) -> None:
-        from .runtime import select_device, use_fp16
+        from .models import create_model, get_spec
+        from .runtime import prepare_model, select_device
 
-        self.name = model.lower()
-        self.device = select_device(device)
-        self.fp16 = use_fp16(self.device, fp32)
+        dev = select_device(device)
+        spec = get_spec(model)
+        if spec.task != "sr" or spec.scale != SCALE:
+            raise DeepClarityError(f"{spec.name} is not a x{SCALE} super-resolution model")
+        if weights is not None and not spec.is_network:
+            raise DeepClarityError(f"{spec.name} is not a network; it takes no weight file")
+        module = prepare_model(create_model(spec.name, weights=weights), dev) if spec.is_network else None
+        self._setup(spec.name, dev, fp32, tile, tile_pad, module, spec.function, spec.degradation)
+        #: The registry entry behind this upscaler (``None`` for :meth:`from_module`).
+        self.spec = spec
+
+    @classmethod
+    def from_module(cls, module: "nn.Module", *, name: str = "module", device=None, fp32: bool = True,
+                    tile: int | None = 0, tile_pad: int = 16, degradation: str | None = "bicubic") -> "Upscaler":
+        """An upscaler around a x4 ``module`` that is not (or not yet) in the registry: training
+        validates its generator through the same path as ``deepclarity enhance`` and ``eval sr``.
+
+        The module is used as it is: not copied, moved, fused or frozen; it runs in eval mode
+        and its training flag is restored after each call.
+
+        Args:
+            module: ``(B,3,H,W) float32 in [0,1] -> (B,3,4H,4W)``, already on ``device``.
+            name: what :attr:`name` and results report.
+            device: where the module is (default: where its parameters are).
+            fp32: no fp16 autocast on CUDA (default: full precision).
+            tile, tile_pad: as for the constructor (default: the whole image at once).
+            degradation: what its low-resolution training images were (:attr:`trained_on`).
+        """
+        import torch
+
+        from .runtime import select_device
+
+        if device is None:
+            param = next(module.parameters(), None)
+            device = param.device if param is not None else torch.device("cpu")
+        self = cls.__new__(cls)
+        self._setup(name, select_device(device), fp32, tile, tile_pad, module, None, degradation)
+        self.spec = None
+        return self
+
+    def _setup(self, name: str, device, fp32: bool, tile: int | None, tile_pad: int,
+               module: "nn.Module | None", function: Callable[[np.ndarray, int], np.ndarray] | None,
+               trained_on: str | None) -> None:
+        from .runtime import use_fp16
+
         if tile is not None and tile < 0:
             raise DeepClarityError(f"tile must be >= 0, got {tile}")
         if tile_pad < 0:
             raise DeepClarityError(f"tile_pad must be >= 0, got {tile_pad}")
+        self.name = name
+        self.device = device
+        self.fp16 = use_fp16(device, fp32)
         self.tile, self.tile_pad = tile, tile_pad
-        self.model = None
-        #: What the generator's low-resolution training images were (its card's ``degradation``):
-        #: ``"bicubic"`` (the SR protocol) or ``"nearest"`` (one pixel per block, for restoration);
-        #: ``None`` for plain bicubic interpolation.
-        self.trained_on: str | None = None
-        if self.name != "bicubic":
-            from .models import create_model, get_spec, read_card
-            from .runtime import prepare_model
-
-            spec = get_spec(self.name)
-            if spec.task != "sr" or spec.scale != SCALE:
-                raise DeepClarityError(f"{self.name} is not a x{SCALE} super-resolution model")
-            self.model = prepare_model(create_model(self.name, weights=weights), self.device)
-            card = (read_card(weights) if weights is not None else spec.card) or {}
-            self.trained_on = card.get("degradation", "bicubic")
+        #: The network (``None`` for a function entry such as ``bicubic``).
+        self.model = module
+        self._function = function
+        #: What the generator's low-resolution training images were (the registry's
+        #: ``degradation``): ``"bicubic"`` (the SR protocol) or ``"nearest"`` (one pixel per block,
+        #: for restoration); ``None`` for interpolation, which was never trained.
+        self.trained_on = trained_on
         self._lock = threading.Lock()  # one forward pass at a time per model (apps share it)
 
     def tile_for(self, height: int, width: int) -> int:
         """The tile side used for an input of ``height x width``."""
-        if self.model is None:  # bicubic never tiles
+        if self.model is None:  # functions (bicubic) never tile
             return 0
         if self.tile is not None:
             return self.tile
@@ -148,19 +221,19 @@ class Upscaler:
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype not in (np.uint8, np.uint16):
             raise ImageError(f"expected HxWx3 uint8/uint16 RGB, got {img.shape} {img.dtype}")
         if self.model is None:
-            return imresize(img, SCALE)
+            return self._function(img, SCALE)
         from .runtime import image_to_tensor, run_model, tensor_to_image
 
         x = image_to_tensor(img)
-        with self._lock:
+        with self._lock, _evaluating(self.model):
             out = run_model(self.model, x, scale=SCALE, device=self.device, fp16=self.fp16,
                             tile=self.tile_for(*img.shape[:2]), tile_pad=self.tile_pad)
         return tensor_to_image(out, img.dtype)
 
     def enhance(self, image: LoadedImage | np.ndarray | str | os.PathLike, *, outscale: float = SCALE,
                 sharpen_amount: float = 0.0, max_output_pixels: int | None = MAX_OUTPUT_PIXELS) -> Enhanced:
-        """Upscale ``image`` by ``outscale`` (model x4, then resized), keeping alpha, bit depth and
-        grayscale.
+        """Enhance ``image``: super-resolve it by ``outscale`` (model x4, then resized), keeping
+        alpha, bit depth and grayscale.
 
         Args:
             image: a :class:`LoadedImage`, a path, bytes or an array (read by :func:`read_image`).
@@ -198,29 +271,21 @@ class Upscaler:
         return Enhanced(result, self.name, outscale, self.tile_for(h, w), time.perf_counter() - t0)
 
 
-_UPSCALERS: dict[tuple, Upscaler] = {}
-_CACHE_LOCK = threading.Lock()
+_UPSCALERS = ModelCache("upscalers")
 
 
 def load_upscaler(model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
                   tile: int | None = None, tile_pad: int = 16) -> Upscaler:
-    """A shared :class:`Upscaler`: each model is loaded once per process (the apps call this per
-    request), and again only when its weight file is replaced (e.g. by a training run)."""
+    """A shared :class:`Upscaler`: each model is loaded once per process and resolved device (the
+    apps call this per request), and again only when its weight file is replaced (e.g. by a
+    training run); see :mod:`deepclarity.cache`."""
+    from .cache import device_key, registry_identity
     from .models import get_spec
-    from .runtime import select_device
 
-    name = model.lower()
-    stamp = None
-    if name != "bicubic":
-        path = get_spec(name).weights_path
-        if path is not None and path.is_file():
-            st = path.stat()
-            stamp = (str(path), st.st_mtime_ns, st.st_size)
-    key = (name, str(select_device(device)), fp32, tile, tile_pad, stamp)
-    with _CACHE_LOCK:
-        if key not in _UPSCALERS:
-            _UPSCALERS[key] = Upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
-        return _UPSCALERS[key]
+    name = get_spec(model).name
+    dev = device_key(device)
+    return _UPSCALERS.load((name, dev, fp32, tile, tile_pad), registry_identity(name),
+                           lambda: Upscaler(name, device=dev, fp32=fp32, tile=tile, tile_pad=tile_pad))
 
 
 def output_path(src: Path, outdir: Path, *, suffix: str, ext: str = "auto", has_alpha: bool = False) -> Path:

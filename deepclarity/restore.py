@@ -1,34 +1,38 @@
 """One-step restoration of pixelated images: detect -> recover the block grid -> super-resolve.
 
 A nearest-neighbour-pixelated image holds exactly one low-resolution image, one value per block
-(:func:`deepclarity.grid.recover_lowres`). Rather than upscaling the blocks (the prototype resized
+(:func:`deepclarity.pixelation.recover_lowres`). Rather than upscaling the blocks (the prototype resized
 every input to 480 px wide and ran the generator, whatever the pixelation), :class:`Restorer`
 recovers that image and super-resolves it by the right factor: the generator's x4, then a resize
 to the requested output size (by default the input's). A censor mosaic over part of the image
-(:func:`deepclarity.grid.find_mosaic_region`) is restored alone and pasted back.
+(:func:`deepclarity.pixelation.find_mosaic_region`) is restored alone and pasted back.
 
-One function for every front end: the CLI's ``restore`` and the app's "Auto" mode call
-:meth:`Restorer.restore`.
+One function for every front end: the CLI's ``restore`` and the correction app's Restore mode call
+:meth:`Restorer.restore`; its result, :class:`Restored`, says what was done (an :class:`Action`)
+and where (the mosaic's box in input and in output pixels), so no front end recomputes it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 import numpy as np
 
-from .enhance import DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, load_upscaler, resize_to, to_gray3
+from .cache import ModelCache
+from .detect import Detection
+from .enhance import (DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, Upscaler, load_upscaler, resize_to,
+                      sharpen, to_gray3)
 from .errors import DeepClarityError, ImageError
-from .grid import (GridEstimate, estimate_grid, expand_lowres, find_mosaic_region, grid_axes, grid_edges,
-                   recover_lowres, refine_grid)
 from .io import LoadedImage, read_image, to_uint8
 from .metrics import psnr_y
+from .pixelation import (GridEstimate, estimate_grid, expand_lowres, find_mosaic_region, grid_axes, grid_edges,
+                         recover_lowres, refine_grid)
 
-__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "WHEN_CLEAN", "Restored", "Restorer", "load_restorer",
-           "restoration_model", "sample_positions"]
+__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "WHEN_CLEAN", "Action", "Box", "Restored", "Restorer",
+           "load_restorer", "restoration_model", "sample_positions"]
 
 #: The recovered grid is point-sampled (one pixel per block) and so aliased, while the benchmark
 #: generators were trained on antialiased (MATLAB bicubic) low-resolution images; a light Gaussian
@@ -48,6 +52,25 @@ MIN_GRID_FIT_DB = 30.0
 #: or enhance it with the generator.
 WHEN_CLEAN = ("keep", "enhance")
 
+#: A box ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive.
+Box = tuple[int, int, int, int]
+
+
+class Action(StrEnum):
+    """What :meth:`Restorer.restore` did to an image. A ``str``: each value is the text the CLI
+    and JSON records print (``Action.RESTORED == "restored"``)."""
+
+    #: The whole image was pixelated: rebuilt from its block grid.
+    RESTORED = "restored"
+    #: A censor mosaic over part of the image was restored in place, the rest only resized.
+    RESTORED_REGION = "restored-region"
+    #: Not pixelated, and enhanced anyway (``when_clean="enhance"``).
+    ENHANCED = "enhanced"
+    #: Not pixelated: kept (resized to the output size only).
+    KEPT = "kept"
+    #: Called pixelated, but no block grid explains the image: resized only.
+    NO_GRID = "no-grid"
+
 
 @dataclass
 class Restored:
@@ -56,35 +79,39 @@ class Restored:
     Attributes:
         image: the result, written back in kind by :func:`deepclarity.io.write_image` (gray stays
             gray, alpha kept, 16-bit kept); ``image.path`` is ``None``.
-        action: ``"restored"`` (whole image de-pixelated), ``"restored-region"`` (a mosaic over
-            part of it), ``"enhanced"`` / ``"kept"`` (not pixelated), or ``"no-grid"`` (pixelated
-            but no block grid was found: resized only).
+        action: what was done (:class:`Action`).
         pixelated: the detector's verdict (``True`` also when forced).
         probability: the detector's probability (``None`` when forced without detection).
         block_size: block side in pixels used to recover the grid, when one was.
-        region: ``(x0, y0, x1, y1)`` of the restored mosaic in input pixels, for partial mosaics.
+        region: the restored mosaic's box in input pixels (:data:`Box`), for partial mosaics.
         lowres_size: ``(width, height)`` of the recovered low-resolution image.
         model: the generator used (the restoration variant, e.g. ``mobilesr-pixel``, for
             whole-image pixelation).
         seconds: wall time.
-        detection: the detector's full answer (region map included) for the apps.
+        detection: the detector's full answer (region map included), ``None`` when not run.
+        output_region: the same mosaic's box in output pixels: where the restored pixels were
+            pasted (and sharpened) in ``image``; ``None`` unless ``action`` is
+            :attr:`Action.RESTORED_REGION`.
+        sharpened: the unsharp-mask amount applied to what was restored or enhanced (0: none).
     """
 
     image: LoadedImage
-    action: str
+    action: Action
     pixelated: bool
     probability: float | None
     block_size: float | None
-    region: tuple[int, int, int, int] | None
+    region: Box | None
     lowres_size: tuple[int, int] | None
     model: str
     seconds: float
-    detection: object = field(default=None, repr=False, compare=False)
+    detection: Detection | None = field(default=None, repr=False, compare=False)
+    output_region: Box | None = None
+    sharpened: float = 0.0
 
     def to_record(self) -> dict:
         """The JSON-able summary the CLI prints per file."""
         return {
-            "action": self.action,
+            "action": self.action.value,
             "pixelated": bool(self.pixelated),
             "probability": None if self.probability is None else round(float(self.probability), 6),
             "block_size": None if self.block_size is None else round(float(self.block_size), 3),
@@ -126,12 +153,32 @@ def sample_positions(height: int, width: int, grid: GridEstimate, *,
 
 def restoration_model(model: str) -> str:
     """The generator that super-resolves recovered grids for ``model``: its restoration variant
-    ``<model>-pixel`` (fine-tuned on one pixel per block, which is what a pixelated image holds)
-    when that is registered and its weights are shipped, else ``model`` itself."""
+    (the registered SR model ``derived_from`` it with ``degradation == "nearest"``, fine-tuned on
+    one pixel per block, which is what a pixelated image holds) when its weights are shipped,
+    else ``model`` itself."""
     from .models import list_models
 
-    variant = f"{model.lower()}-pixel"
-    return variant if any(s.name == variant and s.has_weights for s in list_models("sr")) else model.lower()
+    name = model.lower()
+    for spec in list_models("sr"):
+        if spec.derived_from == name and spec.degradation == "nearest" and spec.has_weights:
+            return spec.name
+    return name
+
+
+def _degradation(upscaler: Upscaler) -> str | None:
+    """What ``upscaler``'s generator was trained on, from the registry: ``"bicubic"`` (antialiased
+    low-resolution images) or ``"nearest"`` (one pixel per block); ``None`` for bicubic
+    interpolation."""
+    from .models import get_spec
+
+    return None if upscaler.name == "bicubic" else get_spec(upscaler.name).degradation
+
+
+def _checked_amount(amount: float) -> float:
+    amount = float(amount)
+    if not np.isfinite(amount) or amount < 0:
+        raise DeepClarityError(f"the sharpening amount must be a number >= 0, got {amount}")
+    return amount
 
 
 class Restorer:
@@ -144,13 +191,15 @@ class Restorer:
         method: the detector (``"canny"`` or ``"rgb"``).
         device, fp32, tile, tile_pad: as for :class:`deepclarity.enhance.Upscaler`.
         threshold: the detector's threshold (default: the calibrated one in its model card).
+        sharpen: default unsharp-mask amount for :meth:`restore` (0 = off).
     """
 
     def __init__(self, model: str = DEFAULT_UPSCALER, *, method: str = "canny", device: str = "auto",
                  fp32: bool = False, tile: int | None = None, tile_pad: int = 16,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, sharpen: float = 0.0) -> None:
         from .detect import load_detector
 
+        self.sharpen = _checked_amount(sharpen)
         self.upscaler = load_upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
         self.grid_upscaler = load_upscaler(restoration_model(model), device=device, fp32=fp32, tile=tile,
                                            tile_pad=tile_pad)
@@ -178,7 +227,8 @@ class Restorer:
         import cv2
 
         upscaler = self.grid_upscaler if point_sampled else self.upscaler
-        blur = ANTIALIAS_SIGMA if upscaler.trained_on == "bicubic" else 0.0
+        degradation = _degradation(upscaler)
+        blur = ANTIALIAS_SIGMA if degradation == "bicubic" else 0.0
         soft = cv2.GaussianBlur(low, (0, 0), blur) if blur > 0 else low
         sr = upscaler.upscale_array(soft)
         if min(low.shape[:2]) < 2:
@@ -187,7 +237,7 @@ class Restorer:
         # Where low-res pixel u lands in the generator's output (pixel index): antialiased
         # training pairs are centre-aligned (scale * (u + 0.5) - 0.5); point-sampled ones took
         # the pixel at scale * u + scale // 2 (degrade.nearest_downscale).
-        offset = scale // 2 if upscaler.trained_on == "nearest" else (scale - 1) / 2
+        offset = scale // 2 if degradation == "nearest" else (scale - 1) / 2
         # An output smaller than the generator's (blocks under 4 px) is averaged down to it first:
         # read directly, generated pixels in between would be dropped (aliasing).
         shrink = (min(1.0, height / sr.shape[0]), min(1.0, width / sr.shape[1]))
@@ -208,7 +258,7 @@ class Restorer:
 
     def restore(self, image: LoadedImage | np.ndarray | str | os.PathLike, *, force: bool = False,
                 outscale: float = 1.0, when_clean: str = "keep", threshold: float | None = None,
-                max_output_pixels: int | None = MAX_OUTPUT_PIXELS) -> Restored:
+                max_output_pixels: int | None = MAX_OUTPUT_PIXELS, sharpen_amount: float | None = None) -> Restored:
         """Restore ``image`` if it is pixelated (or ``force``), else keep or enhance it.
 
         Args:
@@ -218,14 +268,21 @@ class Restorer:
             when_clean: ``"keep"`` or ``"enhance"`` for images that are not pixelated.
             threshold: the detector's threshold for this call.
             max_output_pixels: refuse results larger than this.
+            sharpen_amount: unsharp-mask strength (:func:`deepclarity.enhance.sharpen`) applied
+                to what was restored or enhanced, and only to that: the whole result for
+                :attr:`Action.RESTORED` / :attr:`Action.ENHANCED`, the mosaic's box
+                (``output_region``) for :attr:`Action.RESTORED_REGION`, nothing for a kept
+                image. ``None``: the ``sharpen`` the restorer was made with; 0 = off.
 
         Raises:
             ImageError: unreadable input or a result over the limit.
+            DeepClarityError: a bad ``when_clean``, ``outscale`` or ``sharpen_amount``.
         """
         if when_clean not in WHEN_CLEAN:
             raise DeepClarityError(f"when_clean must be one of {', '.join(WHEN_CLEAN)}, got {when_clean!r}")
         if not np.isfinite(outscale) or not (0 < outscale <= MAX_OUTSCALE):
             raise DeepClarityError(f"outscale must be in (0, {MAX_OUTSCALE:g}], got {outscale}")
+        amount = self.sharpen if sharpen_amount is None else _checked_amount(sharpen_amount)
         t0 = time.perf_counter()
         loaded = image if isinstance(image, LoadedImage) else read_image(image)
         h, w = loaded.height, loaded.width
@@ -239,9 +296,9 @@ class Restorer:
         if not pixelated:
             if when_clean == "enhance":
                 result = self.upscaler.enhance(loaded, outscale=outscale, max_output_pixels=max_output_pixels)
-                return self._done(result.image, "enhanced", detection, None, None, None, t0, pixelated)
+                return self._done(result.image, Action.ENHANCED, detection, t0, pixelated, amount=amount)
             return self._done(self._finish(loaded, resize_to(loaded.pixels, out_h, out_w), out_h, out_w),
-                              "kept", detection, None, None, None, t0, pixelated)
+                              Action.KEPT, detection, t0, pixelated)
 
         rgb8 = to_uint8(loaded.pixels)
         grid = estimate_grid(rgb8)
@@ -262,18 +319,20 @@ class Restorer:
                 sx1, sy1 = min(out_w, round(x1 * outscale)), min(out_h, round(y1 * outscale))
                 base[sy0:sy1, sx0:sx1] = self._superresolve(low, rows, cols, sy1 - sy0, sx1 - sx0, *crop.shape[:2],
                                                             point_sampled=False)
-                return self._done(self._finish(loaded, base, out_h, out_w), "restored-region", detection,
-                                  local.block_size, region, (low.shape[1], low.shape[0]), t0, pixelated)
+                return self._done(self._finish(loaded, base, out_h, out_w), Action.RESTORED_REGION, detection,
+                                  t0, pixelated, block=local.block_size, region=region,
+                                  lowres=(low.shape[1], low.shape[0]), output_region=(sx0, sy0, sx1, sy1),
+                                  amount=amount)
         if grid.found:
             grid = refine_grid(loaded.pixels, grid)
             low = recover_lowres(loaded.pixels, grid, refine=False)
         if not grid.found or self._grid_fit(rgb8, to_uint8(low), grid) < MIN_GRID_FIT_DB:
             return self._done(self._finish(loaded, resize_to(loaded.pixels, out_h, out_w), out_h, out_w),
-                              "no-grid", detection, None, None, None, t0, pixelated)
+                              Action.NO_GRID, detection, t0, pixelated)
         rows, cols = sample_positions(h, w, grid, point_sampled=True)
         up = self._superresolve(low, rows, cols, out_h, out_w, h, w)
-        return self._done(self._finish(loaded, up, out_h, out_w), "restored", detection, grid.block_size, None,
-                          (low.shape[1], low.shape[0]), t0, pixelated)
+        return self._done(self._finish(loaded, up, out_h, out_w), Action.RESTORED, detection, t0, pixelated,
+                          block=grid.block_size, lowres=(low.shape[1], low.shape[0]), amount=amount)
 
     @staticmethod
     def _grid_fit(rgb8: np.ndarray, low8: np.ndarray, grid: GridEstimate) -> float:
@@ -289,24 +348,38 @@ class Restorer:
         alpha = None if loaded.alpha is None else resize_to(loaded.alpha, out_h, out_w)
         return replace(loaded, pixels=np.ascontiguousarray(pixels), alpha=alpha, path=None)
 
-    def _done(self, image: LoadedImage, action: str, detection, block: float | None,
-              region, lowres, t0: float, pixelated: bool) -> Restored:
+    def _done(self, image: LoadedImage, action: Action, detection: Detection | None, t0: float, pixelated: bool,
+              *, block: float | None = None, region: Box | None = None, lowres: tuple[int, int] | None = None,
+              output_region: Box | None = None, amount: float = 0.0) -> Restored:
+        """The :class:`Restored` record; ``image`` sharpened by ``amount`` first (within
+        ``output_region`` when there is one)."""
+        if amount > 0:
+            pixels = image.pixels
+            if output_region is None:
+                pixels = sharpen(pixels, amount)
+            else:
+                x0, y0, x1, y1 = output_region
+                pixels = pixels.copy()
+                pixels[y0:y1, x0:x1] = sharpen(pixels[y0:y1, x0:x1], amount)
+            image = replace(image, pixels=pixels)
         return Restored(image, action, pixelated, detection.probability if detection else None, block, region,
-                        lowres, self.grid_upscaler.name if action == "restored" else self.model,
-                        time.perf_counter() - t0, detection)
+                        lowres, self.grid_upscaler.name if action is Action.RESTORED else self.model,
+                        time.perf_counter() - t0, detection, output_region, amount)
 
 
-_RESTORERS: dict[tuple, Restorer] = {}
-_LOCK = threading.Lock()
+_RESTORERS = ModelCache("restorers")
 
 
 def load_restorer(model: str = DEFAULT_UPSCALER, *, method: str = "canny", device: str = "auto",
                   fp32: bool = False, tile: int | None = None, tile_pad: int = 16,
-                  threshold: float | None = None) -> Restorer:
-    """A shared :class:`Restorer` per setting (its detector and generator are cached too)."""
-    key = (model.lower(), method, device, fp32, tile, tile_pad, threshold)
-    with _LOCK:
-        if key not in _RESTORERS:
-            _RESTORERS[key] = Restorer(model, method=method, device=device, fp32=fp32, tile=tile,
-                                       tile_pad=tile_pad, threshold=threshold)
-        return _RESTORERS[key]
+                  threshold: float | None = None, sharpen: float = 0.0) -> Restorer:
+    """A shared :class:`Restorer` per setting and resolved device (its detector and generators are
+    shared too), rebuilt when one of their weight files changes (:mod:`deepclarity.cache`)."""
+    from .cache import device_key, registry_identity
+    from .models import detector_methods
+
+    dev = device_key(device)
+    key = (model.lower(), method, dev, fp32, tile, tile_pad, threshold, sharpen)
+    identity = registry_identity(model.lower(), restoration_model(model), detector_methods().get(method))
+    return _RESTORERS.load(key, identity, lambda: Restorer(model, method=method, device=dev, fp32=fp32, tile=tile,
+                                                           tile_pad=tile_pad, threshold=threshold, sharpen=sharpen))

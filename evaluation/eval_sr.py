@@ -33,6 +33,7 @@ from deepclarity.datasets import default_data_dir, find_benchmark_sets
 from deepclarity.eval.sr import evaluate_sr, format_sr_table, make_upscaler
 from deepclarity.files import atomic_write
 from deepclarity.io import write_image
+from deepclarity.models import get_spec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -97,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python evaluation/eval_sr.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     env = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "
            f"{torch.get_num_threads()} CPU threads, device {args.device}")
-    trained = [m for m in args.models if m != "bicubic"]
+    trained = [m for m in args.models if get_spec(m).is_network]
     if trained:
-        from deepclarity.models import get_spec
-
         env += "; weights sha256: " + ", ".join(f"{m} {get_spec(m).card['sha256'][:16]}" for m in trained)
     if speed:
         env += f"; speed: {speed['cpu']}, float32, one {speed['frame']} frame, median of {speed['repeats']} runs"

@@ -8,7 +8,7 @@ Each app runs as its own process with its defaults (queue, concurrency limit) on
 127.0.0.1. All requests of a batch are submitted at once (``Client.submit``) and each one's latency
 is measured from submission to its result, so queueing is included. Requests use the generated
 example images in ``examples/`` (detection: every example per request; correction: one image in
-Auto mode). Writes ``evaluation/results/<name>.md`` and prints it. Target: no failures.
+Restore mode). Writes ``evaluation/results/<name>.md`` and prints it. Target: no failures.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
          f"{len(detect_examples)} example images per request, method 2 (Canny)"),
         ("correct_app.py", "/correct", args.correct,
          (handle_file(str(correct_example)), "auto", "mobilesr", 1.0, 0.0, "keep"),
-         f"{correct_example.name}, Auto mode (detect + restore), MobileSR"),
+         f"{correct_example.name}, Restore mode (detect + de-pixelate + super-resolve), MobileSR"),
     ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="deepclarity-load-") as tmp:

@@ -1,9 +1,10 @@
-#!/usr/bin/env python
 """Copy result tables from ``evaluation/results/*.md`` into README.md, so no figure is typed by hand.
 
 The README marks each generated block as ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``;
 the block is replaced by ``evaluation/results/NAME.md``. ``--check`` exits 1 when the README is
 stale (the test suite runs it).
+
+    python -m evaluation.update_readme [--check]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     new = render(old, ROOT / "evaluation" / "results")
     if args.check:
         if old != new:
-            print("README.md is out of date: run python evaluation/update_readme.py", file=sys.stderr)
+            print("README.md is out of date: run python -m evaluation.update_readme", file=sys.stderr)
             return 1
         return 0
     if old != new:

@@ -35,10 +35,8 @@ def write_train_folder(root: Path, name: str, height: int, width: int, step: tup
     used. Returns ``root``, the ``--data`` folder of the training scripts."""
     from skimage import data as skdata
 
+    from deepclarity.datasets import is_validation
     from deepclarity.io import write_image
-
-    sys.path.insert(0, str(REPO / "training"))
-    from common import is_validation
 
     folder = root / "train" / "mini"
     folder.mkdir(parents=True)

@@ -28,32 +28,32 @@ __all__ = [
     "format_sr_table",
 ]
 
-Upscaler = Callable[[np.ndarray], np.ndarray]
+UpscaleFn = Callable[[np.ndarray], np.ndarray]
 
 
 def make_upscaler(method: str, scale: int = 4, *, device: str = "cpu", fp32: bool = False,
-                  tile: int = 0, tile_pad: int = 16) -> Upscaler:
-    """A function ``uint8 HxWx3 LR -> uint8 HxWx3 SR`` for ``"bicubic"`` or a registered SR model."""
-    if method == "bicubic":
-        return lambda lr: imresize(lr, scale)
-    from ..models import create_model, get_spec
-    from ..runtime import image_to_tensor, prepare_model, run_model, select_device, tensor_to_image, use_fp16
+                  tile: int = 0, tile_pad: int = 16) -> UpscaleFn:
+    """A function ``uint8 HxWx3 LR -> uint8 HxWx3 SR`` for a registered SR entry (``bicubic`` included).
+
+    It is :meth:`deepclarity.enhance.Upscaler.upscale_array`: the pixels ``deepclarity enhance``
+    writes. A function entry asked for another scale than its own (``bicubic`` x2, x3) runs its
+    function at that scale.
+
+    Raises:
+        DeepClarityError: ``method`` is not a super-resolution entry, or a network of another scale.
+        ModelError: unknown name or missing weights.
+    """
+    from ..enhance import Upscaler
+    from ..models import get_spec
 
     spec = get_spec(method)
     if spec.task != "sr":
         raise DeepClarityError(f"{method} is a {spec.task} model, not a super-resolution model")
     if spec.scale != scale:
-        raise DeepClarityError(f"{method} upscales x{spec.scale}, but --scale is {scale}")
-    dev = select_device(device)
-    model = prepare_model(create_model(method), dev)
-    half = use_fp16(dev, fp32)
-
-    def upscale(lr: np.ndarray) -> np.ndarray:
-        out = run_model(model, image_to_tensor(lr), scale=scale, device=dev, fp16=half, tile=tile,
-                        tile_pad=tile_pad)
-        return tensor_to_image(out)
-
-    return upscale
+        if spec.is_network:
+            raise DeepClarityError(f"{method} upscales x{spec.scale}, but --scale is {scale}")
+        return lambda lr: spec.function(lr, scale)
+    return Upscaler(spec.name, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad).upscale_array
 
 
 @dataclass

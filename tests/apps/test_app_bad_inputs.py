@@ -1,7 +1,7 @@
 """The bad-input corpus (``bad_inputs`` in conftest) through both apps' endpoints with
-``gradio_client`` (issue "Hardening", part B).
+``gradio_client``.
 
-Every corpus file goes through ``/detect``, ``/correct`` (Auto mode) and ``/enhance``, each bad
+Every corpus file goes through ``/detect``, ``/correct`` (Restore mode) and ``/enhance``, each bad
 request followed by a good one that must succeed. The answer must be a correct result (readable
 files) or one clear message naming the file and the problem (refused files): never a traceback,
 never a server path, never an "unexpected error", never a hang (every call has a deadline).
@@ -28,7 +28,9 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
-from deepclarity.apps import build_correct_app, build_detect_app, launch_app, parse_app_args  # noqa: E402
+from deepclarity.apps.correct_app import build_correct_app  # noqa: E402
+from deepclarity.apps.detect_app import build_detect_app  # noqa: E402
+from deepclarity.apps.server import launch_app, parse_app_args  # noqa: E402
 from helpers import clear_model_caches, free_port, write_random_weights  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # Gradio's own event stats vs pandas 3
@@ -190,7 +192,7 @@ def test_every_corpus_file_through_detect(capfd, caplog, detect_client, bad_inpu
 
 
 @pytest.mark.slow
-def test_every_corpus_file_through_correct_auto(capfd, caplog, correct_client, bad_inputs, env):
+def test_every_corpus_file_through_correct_restore(capfd, caplog, correct_client, bad_inputs, env):
     def check(name, entry, result):
         pair, png, info, region = result
         png = _file(png)

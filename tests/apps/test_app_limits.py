@@ -1,5 +1,5 @@
-"""The apps' limits (issue "Hardening", part A): the per-request time limit (:class:`TimeLimit`,
-``--time-limit``, stated on both pages), and no access to files outside what was uploaded.
+"""The apps' limits: the per-request time limit (:class:`TimeLimit`, ``--time-limit``, stated on
+both pages), and no access to files outside what was uploaded.
 
 The time limit is checked with a slow function monkeypatched in-process, called directly and once
 through ``gradio_client`` against a launched correction app. Path traversal is tried against the
@@ -27,10 +27,13 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # Gradio's own event stats vs pandas 3
 
-from deepclarity import apps as apps_mod  # noqa: E402
-from deepclarity.apps import (  # noqa: E402
-    DEFAULT_TIME_LIMIT_S, EXAMPLES_DIR, TimeLimit, build_correct_app, build_detect_app, launch_app,
-    parse_app_args,
+import deepclarity.apps as apps_pkg  # noqa: E402
+from deepclarity.apps import correct_app as correct_mod  # noqa: E402
+from deepclarity.apps import detect_app as detect_app_mod  # noqa: E402
+from deepclarity.apps.correct_app import build_correct_app  # noqa: E402
+from deepclarity.apps.detect_app import build_detect_app  # noqa: E402
+from deepclarity.apps.server import (  # noqa: E402
+    DEFAULT_TIME_LIMIT_S, EXAMPLES_DIR, TimeLimit, launch_app, parse_app_args, user_error,
 )
 from helpers import clear_model_caches, free_port, write_random_weights  # noqa: E402
 
@@ -158,9 +161,9 @@ def test_correct_app_events_time_out_and_the_app_recovers(fresh_models, monkeypa
             return real(*args, **kwargs)
         return wrapper
 
-    real_correct, real_enhance = apps_mod.correct_image, apps_mod.enhance_image
-    monkeypatch.setattr(apps_mod, "correct_image", slow(real_correct))
-    monkeypatch.setattr(apps_mod, "enhance_image", slow(real_enhance))
+    real_correct, real_enhance = correct_mod.correct_image, correct_mod.enhance_image
+    monkeypatch.setattr(correct_mod, "correct_image", slow(real_correct))
+    monkeypatch.setattr(correct_mod, "enhance_image", slow(real_enhance))
     with pytest.raises(gr.Error, match=r"Time limit exceeded: processing took longer than 0\.05 s"):
         correct(photo, "auto", "bicubic", 1, 0, "keep")
     release.set()
@@ -173,8 +176,8 @@ def test_correct_app_events_time_out_and_the_app_recovers(fresh_models, monkeypa
     assert len(slow_calls) == 2
 
     # The real functions again, with a limit they fit in: the same app serves normally.
-    monkeypatch.setattr(apps_mod, "correct_image", real_correct)
-    monkeypatch.setattr(apps_mod, "enhance_image", real_enhance)
+    monkeypatch.setattr(correct_mod, "correct_image", real_correct)
+    monkeypatch.setattr(correct_mod, "enhance_image", real_enhance)
     limit.seconds = 60
     _, png, info, region = correct(photo, "auto", "bicubic", 1, 0, "keep")
     assert Path(png).is_file() and "photo.png" in info and region is not None
@@ -188,18 +191,18 @@ def test_detect_app_event_times_out_and_the_app_recovers(fresh_models, monkeypat
     limit = TimeLimit(0.05)
     app = build_detect_app(device="cpu", examples=False, time_limit=limit)
     detect = _dep(app, "detect").fn
-    real = apps_mod.detect_images
+    real = detect_app_mod.detect_images
 
     def slow(*args, **kwargs):
         release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(apps_mod, "detect_images", slow)
+    monkeypatch.setattr(detect_app_mod, "detect_images", slow)
     with pytest.raises(gr.Error, match=r"Time limit exceeded.*0\.05 s.*fewer or smaller images"):
         detect([photo], "canny", 0.5)
     release.set()
     assert limit.wait_idle(30)
-    monkeypatch.setattr(apps_mod, "detect_images", real)
+    monkeypatch.setattr(detect_app_mod, "detect_images", real)
     limit.seconds = 60
     gallery, summary, records = detect([photo], "canny", 0.5)
     assert len(gallery) == 1 and records[0]["file"] == "photo.png" and records[0]["error"] is None
@@ -211,7 +214,7 @@ def test_both_pages_state_the_limits_and_the_flags_reach_them(fresh_models, monk
     import detect_app
 
     launched = []
-    monkeypatch.setattr(apps_mod, "launch_app", lambda app, args, **kw: launched.append(app))
+    monkeypatch.setattr(apps_pkg, "launch_app", lambda app, args, **kw: launched.append(app))
     argv = ["--time-limit", "33", "--max-file-size", "7mb", "--device", "cpu"]
     assert detect_app.main(argv) == 0 and correct_app.main(argv) == 0
     detect_page, correct_page = (_limits_text(app) for app in launched)
@@ -233,7 +236,7 @@ def test_correct_and_enhance_share_one_concurrency_group(fresh_models):
 
 
 def test_errors_stay_on_the_page_until_closed():
-    err = apps_mod.user_error("photo.png: not a recognized image\n(details)")
+    err = user_error("photo.png: not a recognized image\n(details)")
     assert err.duration is None and err.message == "photo.png: not a recognized image (details)"
 
 
@@ -295,14 +298,14 @@ def test_time_limit_through_gradio_client(server, monkeypatch, release):
     client, limit = server["client"], server["limit"]
     _good_request(server)
     slow_file = _photo(server["root"] / "slow.png", seed=1)
-    real = apps_mod.correct_image
+    real = correct_mod.correct_image
 
     def correct_image(file, *args, **kwargs):
         if Path(file).name == "slow.png":
             release.wait(60)
         return real(file, *args, **kwargs)
 
-    monkeypatch.setattr(apps_mod, "correct_image", correct_image)
+    monkeypatch.setattr(correct_mod, "correct_image", correct_image)
     t0 = time.monotonic()
     with pytest.raises(AppError) as exc:
         client.submit(handle_file(str(slow_file)), "upscale", "bicubic", 2, 0, "keep",
@@ -368,7 +371,7 @@ def _secrets() -> list[tuple[str, bytes]]:
     code = b"class TimeLimit:"
     example = sorted((EXAMPLES_DIR / "detect").glob("*.png"))[0]
     out = [(str(REPO / "README.md"), readme), ("README.md", readme), ("./README.md", readme),
-           ("deepclarity/apps.py", code), (str(REPO / "deepclarity" / "apps.py"), code),
+           ("deepclarity/apps/server.py", code), (str(REPO / "deepclarity" / "apps" / "server.py"), code),
            (str(example), example.read_bytes()[200:264]),
            ("examples/detect/" + example.name, example.read_bytes()[200:264])]
     if Path("/etc/passwd").is_file():
@@ -402,13 +405,13 @@ def test_file_route_serves_nothing_but_uploads_and_results(server, monkeypatch):
 def test_api_cannot_name_server_files_instead_of_uploads(server, monkeypatch):
     monkeypatch.chdir(REPO)
     calls = []
-    real = apps_mod.correct_image
+    real = correct_mod.correct_image
 
     def correct_image(file, *args, **kwargs):
         calls.append(Path(file).resolve())
         return real(file, *args, **kwargs)
 
-    monkeypatch.setattr(apps_mod, "correct_image", correct_image)
+    monkeypatch.setattr(correct_mod, "correct_image", correct_image)
     secrets_ = _secrets()
     paths = [p for p, _ in secrets_] + ["../README.md", f"{server['uploads']}/../../../README.md",
                                          str(server["root"] / "photo.png"), "/nonexistent/missing.png", "/tmp"]

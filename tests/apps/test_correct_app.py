@@ -1,6 +1,6 @@
-"""The super-resolution ("correction") app: the event function, the before/after pair, the
-command line, and the API through ``gradio_client`` against ``correct_app.py`` launched as a
-subprocess (marked slow).
+"""The correction app's Enhance mode (plain super-resolution): the event function, the
+before/after pair, the models offered, the command line, and the API through ``gradio_client``
+against ``correct_app.py`` launched as a subprocess (marked slow).
 
 SR weights are randomly initialised ones written to a temporary folder (``$DEEPCLARITY_WEIGHTS``),
 so these tests check plumbing, not quality, and never touch ``weights/`` (which a training run may
@@ -23,12 +23,15 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
-from deepclarity import apps as apps_mod  # noqa: E402
+import deepclarity.apps as apps_pkg  # noqa: E402
 from deepclarity import enhance as enhance_mod  # noqa: E402
-from deepclarity.apps import (  # noqa: E402
-    CORRECT_MAX_OUTPUT_PIXELS, DEFAULT_HOST, DISPLAY_MAX_SIDE, EXAMPLES_DIR, build_correct_app,
-    comparison_pair, download_name, enhance_image, example_files, launch_kwargs, parse_app_args,
-    queue_kwargs,
+from deepclarity.apps import uploads as uploads_mod  # noqa: E402
+from deepclarity.apps.correct_app import CORRECT_MAX_OUTPUT_PIXELS, build_correct_app, enhance_image  # noqa: E402
+from deepclarity.apps.render import (  # noqa: E402
+    DISPLAY_MAX_SIDE, comparison_pair, download_name, upscaler_label, upscaler_names,
+)
+from deepclarity.apps.server import (  # noqa: E402
+    DEFAULT_HOST, EXAMPLES_DIR, example_files, launch_kwargs, parse_app_args, queue_kwargs,
 )
 from deepclarity.degrade import imresize  # noqa: E402
 from deepclarity.io import LoadedImage, read_image  # noqa: E402
@@ -201,7 +204,7 @@ def test_old_result_folders_are_removed(images, monkeypatch):
     first = Path(enhance_image(str(images["photo.png"]), "bicubic", 2, 0, device="cpu")[1])
     assert first.is_file() and first.parent.parent == Path(tempfile.gettempdir())
     assert first.parent.name.startswith("deepclarity-app-")
-    monkeypatch.setattr(apps_mod, "OUTPUT_TTL_S", 0.0)
+    monkeypatch.setattr(uploads_mod, "OUTPUT_TTL_S", 0.0)
     time.sleep(0.01)
     second = Path(enhance_image(str(images["photo.png"]), "bicubic", 2, 0, device="cpu")[1])
     assert not first.parent.exists() and second.is_file()
@@ -226,6 +229,27 @@ def test_download_name():
     assert len(download_name("n" * 300 + ".png", "mobilesr", 8)) < 255
 
 
+def test_models_offered_come_from_the_registry_and_need_their_weights(tmp_path, monkeypatch):
+    from deepclarity.models import get_spec, list_models
+
+    # Every registered plain x4 SR network with a weight file is offered, then bicubic; restoration
+    # variants (picked by the restorer) and architectures without weights are not.
+    expected = [s.name for s in list_models("sr") if s.has_weights and s.degradation == "bicubic"]
+    assert list(upscaler_names()) == [*expected, "bicubic"] == ["mobilesr", "minisrresnet", "minisrgan", "bicubic"]
+    assert upscaler_label("minisrgan") == get_spec("minisrgan").description.split(":")[0] == "MiniSRGAN"
+    only = tmp_path / "only-mobilesr"
+    only.mkdir()
+    for f in (get_spec("mobilesr").weights_path, get_spec("mobilesr").weights_path.with_suffix(".json")):
+        if f.is_file():
+            (only / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(only))
+    assert upscaler_names() == ("mobilesr", "bicubic")
+    assert upscaler_names(available=False) == ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+    app = build_correct_app(device="cpu", examples=False)
+    (dep,) = [d for d in app.fns.values() if d.api_name == "enhance"]
+    assert [c[1] for c in dep.inputs[1].choices] == ["mobilesr", "bicubic"]
+
+
 def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     app = build_correct_app(device="cpu", max_file_size="20mb")
     assert len(enhance_mod._UPSCALERS) == 3  # preloaded, once each
@@ -235,9 +259,11 @@ def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     slider = dep.outputs[0]
     assert slider.format == "png" and "download" not in slider.buttons
     radio, scale, sharpen = dep.inputs[1:]
-    assert radio.value == "mobilesr" and [c[1] for c in radio.choices] == list(enhance_mod.UPSCALERS)
-    # The slider is shared with /correct, whose default mode (Auto) restores at the input's size;
-    # switching to "Upscale only" sets it to 4 (tests/apps/test_correct_app_auto.py).
+    assert radio.value == "mobilesr"
+    assert radio.choices == [("MobileSR (default)", "mobilesr"), ("MiniSRResNet", "minisrresnet"),
+                             ("MiniSRGAN", "minisrgan"), ("Bicubic (reference)", "bicubic")]
+    # The slider is shared with /correct, whose default mode (Restore) works at the input's size;
+    # switching to Enhance sets it to 4 (tests/apps/test_correct_app_restore.py).
     assert (scale.minimum, scale.maximum, scale.step, scale.value) == (1, 8, 0.5, 1)
     assert (sharpen.minimum, sharpen.maximum, sharpen.value) == (0, 2, 0)
     (limits,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "models-and-limits"]
@@ -270,13 +296,11 @@ def test_defaults_bind_localhost(monkeypatch):
 def test_correct_app_main_builds_and_launches_on_loopback(monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
-    sys.path.insert(0, str(REPO))
-    try:
-        import correct_app
-    finally:
-        sys.path.remove(str(REPO))
+    monkeypatch.syspath_prepend(str(REPO))
+    import correct_app
+
     launched = []
-    monkeypatch.setattr(apps_mod, "launch_app", lambda app, args, **kw: launched.append((app, args, kw)))
+    monkeypatch.setattr(apps_pkg, "launch_app", lambda app, args, **kw: launched.append((app, args, kw)))
     assert correct_app.main(["--max-file-size", "5mb", "--device", "cpu"]) == 0
     ((app, args, kw),) = launched
     assert kw == {} and launch_kwargs(args)["server_name"] == "127.0.0.1"

@@ -153,3 +153,109 @@ def test_bicubic_reproduces_published_set5_set14(capsys):
     assert results["Set5"]["images"] == 5 and results["Set14"]["images"] == 14
     assert abs(results["Set5"]["psnr"] - 28.42) <= 0.02
     assert 26.0 <= results["Set14"]["psnr"] <= 26.1
+
+
+# ----------------------------------------------------------- one SR path, choices from the registry
+
+
+@pytest.mark.parametrize("model", ["mobilesr", "bicubic"])
+def test_eval_sr_scores_the_pixels_enhance_writes(model, tiny_set, tmp_path, monkeypatch, capsys):
+    """``eval sr`` and ``deepclarity enhance`` run one forward path: the image ``enhance`` writes
+    for the protocol's LR input is the one ``eval sr`` scores, to the last bit."""
+    from helpers import write_random_weights
+
+    from deepclarity.eval.sr import make_upscaler
+    from deepclarity.io import read_rgb
+
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(write_random_weights(tmp_path / "w", ("mobilesr",))))
+    hr = read_rgb(tiny_set / "chelsea.png")
+    hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+    lr = imresize(hr, 0.25)
+    (tmp_path / "lr").mkdir()
+    write_image(tmp_path / "lr" / "chelsea.png", lr)
+    assert main(["enhance", "-i", str(tmp_path / "lr" / "chelsea.png"), "-o", str(tmp_path / "out"), "-m", model,
+                 "-s", "4", "--suffix", "", "--device", "cpu", "-q"]) == 0
+    enhanced = read_rgb(tmp_path / "out" / "chelsea.png")
+    np.testing.assert_array_equal(enhanced, make_upscaler(model, 4, device="cpu")(lr))
+    capsys.readouterr()
+    assert main(["eval", "sr", "--data", str(tiny_set), "--models", model, "--format", "json", "-q"]) == 0
+    (res,) = json.loads(capsys.readouterr().out)["results"]
+    scored = next(r for r in res["per_image"] if r["image"] == "chelsea.png")
+    assert scored["psnr"] == psnr_y(enhanced, hr, 4)
+    assert scored["ssim"] == pytest.approx(ssim_y(enhanced, hr, 4), abs=1e-9)  # summation order may vary
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """A copy of the registry that a test may add to; the real one is put back afterwards."""
+    from deepclarity.models import registry as registry_mod
+
+    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+
+
+def test_cli_choices_come_from_the_registry(scratch_registry, capsys):
+    from deepclarity.cli import build_parser
+    from deepclarity.models import TASKS, MobileSR, ModelSpec, register
+
+    register(ModelSpec("tinysr", "sr", MobileSR, 4, "tinysr.safetensors", "a test generator"))
+    register(ModelSpec("detector-edge2", "detect", lambda: create_model("detector-canny", pretrained=False), 1,
+                       "detector-edge2.safetensors", "a test detector", method="edge2"))
+    parser = build_parser()
+    for command in ("enhance", "restore"):
+        assert parser.parse_args([command, "-i", "a.png", "-o", "out", "-m", "tinysr"]).model == "tinysr"
+        assert parser.parse_args([command, "-i", "a.png", "-o", "out", "-m", "bicubic"]).model == "bicubic"
+    assert parser.parse_args(["restore", "-i", "a.png", "-o", "out", "--method", "edge2"]).method == "edge2"
+    assert parser.parse_args(["detect", "a.png", "--method", "edge2"]).method == "edge2"
+    assert parser.parse_args(["bench", "detect", "--method", "edge2"]).method == "edge2"
+    for task in TASKS:
+        assert parser.parse_args(["models", "--task", task]).task == task
+    for bad in (["enhance", "-i", "a.png", "-o", "out", "-m", "mobilesr-seed"],  # not shipped
+                ["enhance", "-i", "a.png", "-o", "out", "-m", "mobilesr-pixel"],  # a restoration variant
+                ["detect", "a.png", "--method", "sobel"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+    assert "tinysr" in " ".join(parser.parse_args(["bench", "sr"]).models)
+    assert parser.parse_args(["eval", "sr"]).models == ["bicubic"]
+    capsys.readouterr()
+
+
+def test_models_lists_bicubic_as_a_function_entry(capsys):
+    assert main(["models", "--task", "sr", "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["bicubic"]["kind"] == "function" and rows["bicubic"]["params"] == 0
+    assert rows["bicubic"]["weights"] is None and rows["mobilesr"]["kind"] == "network"
+    assert main(["models", "--task", "sr"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("bicubic "))
+    assert line.split()[-2:] == ["none", "needed"]
+
+
+class _FakeRestorer:
+    """Stands in for :class:`deepclarity.restore.Restorer`: records what ``restore`` was asked."""
+
+    calls: list[dict] = []
+
+    def __init__(self, model, **kwargs) -> None:
+        self.model = model
+
+    def restore(self, loaded, **kwargs):
+        from deepclarity.restore import Action, Restored
+
+        type(self).calls.append(kwargs)
+        return Restored(loaded, Action.KEPT, False, 0.1, None, None, None, self.model, 0.0)
+
+
+def test_restore_sharpen_is_passed_to_the_restorer(tmp_path, monkeypatch, capsys):
+    import deepclarity.restore as restore_mod
+
+    monkeypatch.setattr(restore_mod, "Restorer", _FakeRestorer)
+    monkeypatch.setattr(_FakeRestorer, "calls", [])
+    write_image(tmp_path / "a.png", skdata.astronaut()[:32, :32])
+    args = ["restore", "-i", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-q"]
+    assert main(args + ["--sharpen", "1.5"]) == 0
+    assert main(args + ["--suffix", "plain"]) == 0
+    assert [c["sharpen_amount"] for c in _FakeRestorer.calls] == [1.5, 0.0]
+    for bad in ("-1", "nan", "inf", "much"):
+        with pytest.raises(SystemExit) as exc:
+            main(args + ["--sharpen", bad])
+        assert exc.value.code == 2
+    assert "--sharpen" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from PIL import Image
 if os.environ.get("DEEPCLARITY_SKIP_BROWSER") == "1":
     pytest.skip("DEEPCLARITY_SKIP_BROWSER=1: browser tests skipped", allow_module_level=True)
 
+from deepclarity.apps.correct_app import MODE_LABELS  # noqa: E402
 from helpers import start_app, stop_app, wait_for_http  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -277,7 +278,7 @@ def run_correct(page, path: Path, expected: str, log: Path) -> None:
     """Upload ``path``, press the main button, wait until the summary beside the result contains
     ``expected`` (case-sensitive: "PIXELATED" is not "not pixelated")."""
     upload(page, "Image", path)
-    page.locator("button.primary").first.click()  # "Restore" (Auto) or "Enhance" (Upscale only)
+    page.locator("button.primary").first.click()  # "Restore" (Restore mode) or "Enhance" (Enhance mode)
     done = page.locator("#verdict", has_text=re.compile(re.escape(expected)))
     wait_for_result(page, done, log, f"correct {path.name}")
 
@@ -313,7 +314,7 @@ def test_correct_app_restores_shows_and_downloads(servers, page, uploads, tmp_pa
     open_app(page, url, "Restore")
     expect(page.locator("#model-status")).to_be_hidden()
 
-    # Auto mode (the default): detected as pixelated, restored at the input's size.
+    # Restore mode (the default): detected as pixelated, restored at the input's size.
     run_correct(page, uploads["pixelated"], "PIXELATED", log)
     expect(page.locator("#verdict")).to_contain_text("restored the whole image")
     slider = page.locator("[data-testid=imageslider-image]")
@@ -326,8 +327,8 @@ def test_correct_app_restores_shows_and_downloads(servers, page, uploads, tmp_pa
     assert_png(png, (256, 256))
     shot(page, "correct_restored")
 
-    # Upscale only: x4 by default, the button becomes "Enhance", the region map is hidden.
-    page.get_by_label("Upscale only", exact=True).check()
+    # Enhance mode: x4 by default, the button becomes "Enhance", the region map is hidden.
+    page.get_by_label(MODE_LABELS["upscale"], exact=True).check()
     expect(page.get_by_role("button", name="Enhance", exact=True)).to_be_visible()
     run_correct(page, uploads["small"], "→ 256×192", log)
     expect(region_map).to_be_hidden()

@@ -1,42 +1,31 @@
-"""Threshold calibration: the chosen threshold and where the Detector picks it up."""
+"""Threshold calibration (:mod:`deepclarity.eval.detect`): the chosen threshold and where the
+Detector picks it up."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from deepclarity.eval.detect import choose_threshold, threshold_rates
 
 
-@pytest.fixture(scope="module")
-def calibrate():
-    sys.path.insert(0, str(ROOT / "evaluation"))
-    try:
-        import calibrate_detect
-    finally:
-        sys.path.remove(str(ROOT / "evaluation"))
-    return calibrate_detect
-
-
-def test_threshold_keeps_false_positives_within_budget(calibrate):
+def test_threshold_keeps_false_positives_within_budget():
     probs = np.array([0.1, 0.2, 0.97, 0.999, 0.6, 0.95, 0.99])
     labels = np.array([0, 0, 0, 1, 1, 1, 1])
-    t = calibrate.choose_threshold(probs, labels, max_fpr=0.0)
+    t = choose_threshold(probs, labels, max_fpr=0.0)
     assert 0.97 < t < 0.9701  # just above the highest negative: no false positive left
-    assert calibrate.rates(probs, labels, t)["fpr"] == 0.0
+    assert threshold_rates(probs, labels, t)["fpr"] == 0.0
     # One false positive in three negatives is allowed: the 2nd-highest negative (0.2) bounds it,
     # but the threshold never goes below 0.5.
-    assert calibrate.choose_threshold(probs, labels, max_fpr=0.34) == 0.5
+    assert choose_threshold(probs, labels, max_fpr=0.34) == 0.5
 
 
-def test_rates_are_computed_from_labels(calibrate):
+def test_rates_are_computed_from_labels():
     probs = np.array([0.9, 0.1, 0.8, 0.3])
     labels = np.array([1, 0, 0, 1])
-    r = calibrate.rates(probs, labels, 0.5)
+    r = threshold_rates(probs, labels, 0.5)
     assert r == {"accuracy": 0.5, "recall": 0.5, "fpr": 0.5, "images": 4}
 
 
@@ -54,3 +43,27 @@ def test_detector_default_threshold_comes_from_the_model_card(tmp_path, monkeypa
     card_file.write_text(json.dumps(card))
     assert detect.Detector("canny", device="cpu").threshold == pytest.approx(0.987)
     assert detect.Detector("canny", device="cpu", threshold=0.3).threshold == 0.3
+
+
+@pytest.mark.slow
+def test_calibrate_writes_the_threshold_into_the_card(tmp_path, monkeypatch, run_evaluation):
+    from skimage import data as skdata
+
+    from deepclarity.datasets import is_validation
+    from deepclarity.io import write_image
+    from helpers import write_random_weights
+
+    folder = tmp_path / "data" / "train" / "mini"
+    folder.mkdir(parents=True)
+    for i in range(30):  # crop27 is the one the hash puts in validation
+        write_image(folder / f"crop{i:02d}.png", skdata.astronaut()[4 * i:4 * i + 96, 3 * i:3 * i + 96])
+    assert sum(is_validation(p, tmp_path / "data") for p in folder.iterdir()) == 1
+    weights = write_random_weights(tmp_path / "w", ("detector-canny",))
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights))
+    done = run_evaluation("calibrate_detect", "--data", tmp_path / "data", "--methods", "canny", "--max-fpr", "0")
+    assert done.returncode == 0, done.stderr
+    card = json.loads((weights / "detector-canny.json").read_text())
+    cal = card["calibration"]
+    assert cal["command"] == f"python evaluation/calibrate_detect.py --data {tmp_path / 'data'} --methods canny --max-fpr 0"
+    assert cal["photos"] == 1 and cal["at_0.5"]["images"] == 10
+    assert 0.5 <= card["threshold"] <= 1.0 and cal["at_threshold"]["fpr"] == 0.0

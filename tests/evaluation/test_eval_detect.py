@@ -1,14 +1,13 @@
-"""Tests of evaluation/eval_detect.py: the benchmark's slices, its metrics, the confusion-matrix
-drawing and an end-to-end run on a tiny temporary benchmark with randomly initialised detectors.
+"""Detection evaluation: the benchmark's slices, its metrics and the confusion-matrix drawing
+(:mod:`deepclarity.eval.detect`, :mod:`deepclarity.eval.confusion`), and ``python -m
+evaluation.eval_detect`` end to end on a tiny temporary benchmark with randomly initialised detectors.
 
 Nothing here needs ../shared/datasets: photos come from scikit-image's bundled samples.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +15,12 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+import deepclarity.eval.detect as ed
 from deepclarity.degrade import block_starts
+from deepclarity.errors import DeepClarityError
+from deepclarity.eval.confusion import draw_confusion, png_bytes
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("eval_detect", ROOT / "evaluation" / "eval_detect.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_detect"] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-ed = _load_script()
+SLICE_BY_NAME = {s.name: s for s in ed.SLICES}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +100,7 @@ def test_every_slice_is_deterministic_and_labelled(photo):
 @pytest.mark.parametrize("name", ["pixelated 1.5-2", "pixelated 2-3", "pixelated 3-4"])
 def test_fully_pixelated_slice_has_constant_blocks(photo, name):
     v = ed.build_variant(photo, name, ed.slice_rng(2024, name, 99))
-    lo, hi = ed._FACTOR_BINS[name]
+    lo, hi = ed.FACTOR_BINS[name]
     factor = v.recipe["factor"]
     assert lo <= factor < hi and v.image.shape == photo.shape
     h, w = photo.shape[:2]
@@ -179,10 +170,10 @@ def test_unknown_slice_is_refused(photo):
 
 def test_confusion_png_is_a_valid_image(tmp_path):
     m = ed.binary_metrics([1, 1, 1, 0, 0], [1, 1, 0, 0, 1])
-    img = ed.draw_confusion(m, "detector-canny (method 2)")
+    img = draw_confusion(m, "detector-canny (method 2)")
     assert img.size == (480, 400)
     path = tmp_path / "cm.png"
-    path.write_bytes(ed.png_bytes(img))
+    path.write_bytes(png_bytes(img))
     with Image.open(path) as im:
         im.verify()
     with Image.open(path) as im:
@@ -190,7 +181,7 @@ def test_confusion_png_is_a_valid_image(tmp_path):
         px = np.asarray(im.convert("RGB"))
     assert px.std() > 10  # something was drawn
     # An empty row (no negatives) must not crash either.
-    ed.draw_confusion(ed.binary_metrics([1], [1]), "all positive")
+    draw_confusion(ed.binary_metrics([1], [1]), "all positive")
 
 
 # ------------------------------------------------------------------------------------ end to end
@@ -212,14 +203,15 @@ def _tiny_benchmark(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, capsys):
+def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, run_evaluation):
     weights = tmp_path / "weights"
     _write_weights(weights, ["detector-canny", "detector-rgb"])
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights))
     data = _tiny_benchmark(tmp_path / "data")
     out = tmp_path / "out"
     argv = ["--data", str(data), "--sets", "Set14", "--limit", "1", "--out-dir", str(out), "--name", "t"]
-    assert ed.main(argv) == 0
+    done = run_evaluation("eval_detect", *argv)
+    assert done.returncode == 0, done.stderr
     for f in ("t.json", "t.md", "t_cm_canny.png", "t_cm_rgb.png"):
         assert (out / f).is_file(), f
     text = (out / "t.json").read_text()
@@ -236,7 +228,7 @@ def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, capsys):
             assert key in res["summary"]["overall"]
         for name, m in res["summary"]["slices"].items():
             assert m["support"] == 1
-            if ed._SLICE_BY_NAME[name].label == 0:
+            if SLICE_BY_NAME[name].label == 0:
                 assert m["precision"] is None and m["recall"] is None
         assert len(res["images"]) == len(ed.SLICES)
         row = res["images"][0]
@@ -252,19 +244,21 @@ def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, capsys):
     with Image.open(out / "t_cm_canny.png") as im:
         assert im.size == (480, 400)
     # The same benchmark on a second run: identical truth, image by image.
-    assert ed.main(argv + ["--methods", "canny", "--name", "t2"]) == 0
+    again = run_evaluation("eval_detect", *argv, "--methods", "canny", "--name", "t2")
+    assert again.returncode == 0, again.stderr
     again = json.loads((out / "t2.json").read_text())["methods"]["canny"]["images"]
     keep = ("slice", "label", "block_size_true", "recipe", "probability")
     first = report["methods"]["canny"]["images"]
     assert [{k: r[k] for k in keep} for r in again] == [{k: r[k] for k in keep} for r in first]
 
 
-def test_missing_weights_are_skipped_not_fatal(tmp_path, monkeypatch, capsys):
+def test_missing_weights_are_skipped_not_fatal(tmp_path, monkeypatch, run_evaluation):
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(tmp_path / "no-weights-here"))
     data = _tiny_benchmark(tmp_path / "data")
     out = tmp_path / "out"
-    assert ed.main(["--data", str(data), "--sets", "Set14", "--limit", "1", "--out-dir", str(out)]) == 0
-    assert "skipping canny" in capsys.readouterr().err
+    done = run_evaluation("eval_detect", "--data", data, "--sets", "Set14", "--limit", "1", "--out-dir", out)
+    assert done.returncode == 0, done.stderr
+    assert "skipping canny" in done.stderr
     report = json.loads((out / "detect.json").read_text())
     for method in ("canny", "rgb"):
         assert "no trained weights" in report["methods"][method]["skipped"]
@@ -272,7 +266,14 @@ def test_missing_weights_are_skipped_not_fatal(tmp_path, monkeypatch, capsys):
     assert not (out / "detect_cm_canny.png").exists()
 
 
-def test_missing_set_is_a_clear_error(tmp_path, capsys):
+def test_missing_set_is_a_clear_error(tmp_path):
     data = _tiny_benchmark(tmp_path / "data")
-    assert ed.main(["--data", str(data), "--sets", "Kodak24", "--out-dir", str(tmp_path / "o")]) == 2
-    assert "Kodak24" in capsys.readouterr().err
+    with pytest.raises(DeepClarityError, match="Kodak24"):
+        ed.find_photos(data, ["Kodak24"], 0)
+
+
+def test_missing_set_fails_the_command(tmp_path, run_evaluation):
+    data = _tiny_benchmark(tmp_path / "data")
+    done = run_evaluation("eval_detect", "--data", data, "--sets", "Kodak24", "--out-dir", tmp_path / "o")
+    assert done.returncode == 2 and "Kodak24" in done.stderr
+    assert not (tmp_path / "o").exists()

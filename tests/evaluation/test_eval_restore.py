@@ -1,32 +1,20 @@
-"""evaluation/eval_restore.py and evaluation/select_restore_variant.py end to end on tiny generated
-data (scikit-image photos; ../shared/datasets is never needed)."""
+"""Restoration evaluation: the slices and the prototype's correction (:mod:`deepclarity.eval.restore`),
+and ``python -m evaluation.eval_restore`` / ``evaluation.select_restore_variant`` end to end on tiny
+generated data (scikit-image photos; ../shared/datasets is never needed)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage import data as skdata
 
+import deepclarity.eval.restore as er
+from deepclarity.datasets import is_validation
 from deepclarity.degrade import mosaic, pixelate
+from deepclarity.enhance import Upscaler
 from deepclarity.io import write_image
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "evaluation" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-er = _load("eval_restore")
 
 
 def test_slices_degrade_as_named():
@@ -45,21 +33,23 @@ def test_slices_degrade_as_named():
 
 
 def test_prototype_correction_keeps_the_size():
-    upscaler = er.Upscaler("bicubic", device="cpu")
+    upscaler = Upscaler("bicubic", device="cpu")
     img = np.ascontiguousarray(skdata.coffee()[:90, :130])
     out = er.prototype_correction(img, upscaler)
     assert out.shape == img.shape and out.dtype == np.uint8
 
 
 @pytest.mark.slow
-def test_eval_restore_writes_the_table_and_rows(tmp_path, monkeypatch):
+def test_eval_restore_writes_the_table_and_rows(tmp_path, run_evaluation):
     bench = tmp_path / "benchmark" / "Set14"
     bench.mkdir(parents=True)
     write_image(bench / "a.png", skdata.astronaut()[:128, 64:192])
     write_image(bench / "b.png", skdata.chelsea()[:128, :160])
-    monkeypatch.setattr(er, "RESULTS", tmp_path / "results")
-    assert er.main(["--data", str(tmp_path), "--sets", "Set14", "--generators", "mobilesr", "--name", "t"]) == 0
-    report = json.loads((tmp_path / "results" / "t.json").read_text())
+    out = tmp_path / "results"
+    done = run_evaluation("eval_restore", "--data", tmp_path, "--sets", "Set14", "--generators", "mobilesr",
+                          "--name", "t", "--out-dir", out)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "t.json").read_text())
     rows = report["rows"]
     assert len(rows) == 2 * len(er.SLICES) and {r["slice"] for r in rows} == set(er.SLICES)
     methods = ["input", "prototype", "grid+bicubic", "restore:mobilesr"]
@@ -68,29 +58,37 @@ def test_eval_restore_writes_the_table_and_rows(tmp_path, monkeypatch):
     x4 = [r for r in rows if r["slice"] == "x4"]
     assert all(r["estimated_block"] == pytest.approx(4, rel=0.05) for r in x4)
     assert np.mean([r["restore:mobilesr"]["psnr"] - r["input"]["psnr"] for r in x4]) > 1.0  # shipped weights
-    table = (tmp_path / "results" / "t.md").read_text()
+    table = (out / "t.md").read_text()
     assert "python evaluation/eval_restore.py --data" in table and "| restore:mobilesr |" in table
     assert all(f"\n| {s} | " in table for s in er.SLICES)  # the block-size table, one line per slice
 
 
 @pytest.mark.slow
-def test_select_restore_variant_compares_on_validation_photos(tmp_path, monkeypatch):
+def test_select_restore_variant_compares_on_validation_photos(tmp_path, run_evaluation):
     from helpers import write_random_weights
 
-    sv = _load("select_restore_variant")
     folder = tmp_path / "data" / "train" / "mini"
     folder.mkdir(parents=True)
     photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea()]
     for i in range(30):  # crop27 is the one the hash puts in validation
         write_image(folder / f"crop{i:02d}.png", photos[i % 3][4 * i:4 * i + 96, 3 * i:3 * i + 96])
-    assert any(sv.is_validation(p, tmp_path / "data") for p in folder.iterdir())
+    assert any(is_validation(p, tmp_path / "data") for p in folder.iterdir())
     variant = write_random_weights(tmp_path / "w", ("mobilesr-pixel",), card={"degradation": "nearest"})
-    monkeypatch.setattr(sv, "RESULTS", tmp_path / "results")
-    assert sv.main(["--variant", str(variant / "mobilesr-pixel.safetensors"), "--data", str(tmp_path / "data"),
-                    "--subsets", "mini", "--images", "2", "--crop", "64", "--name", "v"]) == 0
-    table = (tmp_path / "results" / "v.md").read_text()
+    out = tmp_path / "results"
+    done = run_evaluation("select_restore_variant", "--variant", variant / "mobilesr-pixel.safetensors",
+                          "--data", tmp_path / "data", "--subsets", "mini", "--images", "2", "--crop", "64",
+                          "--name", "v", "--out-dir", out)
+    assert done.returncode == 0, done.stderr
+    table = (out / "v.md").read_text()
     lines = [ln for ln in table.splitlines() if ln.startswith("| x")]
     assert [ln.split("|")[1].strip() for ln in lines] == ["x2", "x2.5", "x3", "x4"]
     for ln in lines:
         inp, plain, random_variant = (float(v) for v in ln.split("|")[2:5])
         assert plain > inp and plain > random_variant  # the shipped generator beats random weights
+
+
+def test_select_restore_variant_without_validation_photos_says_so(tmp_path, run_evaluation):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    done = run_evaluation("select_restore_variant", "--variant", tmp_path / "none.safetensors",
+                          "--data", tmp_path / "data", "--subsets", "missing")
+    assert done.returncode == 1 and "no folder missing" in done.stderr

@@ -1,4 +1,4 @@
-"""training/train_detector.py: synthesised samples, weights + card, resume, and continued runs.
+"""training.train_detector: synthesised samples, weights + card, resume, and continued runs.
 
 Runs on a tiny generated ``train/`` folder (scikit-image samples), never on the research data.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,8 @@ from skimage import data as skdata
 
 from deepclarity.detect import CROP_SIZE
 from deepclarity.models import create_model, load_weights
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
-import train_detector  # noqa: E402
+from training import train_detector
+from training.synth import synthesize
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +30,8 @@ def test_samples_are_reproducible_crops_with_the_asked_label():
     img = skdata.astronaut()
     recipes = set()
     for i in range(40):
-        a = train_detector.synthesize(img, np.random.default_rng([0, i]), label=i % 2)
-        b = train_detector.synthesize(img, np.random.default_rng([0, i]), label=i % 2)
+        a = synthesize(img, np.random.default_rng([0, i]), label=i % 2)
+        b = synthesize(img, np.random.default_rng([0, i]), label=i % 2)
         assert a.label == i % 2 and a.crop.dtype == np.uint8
         assert a.crop.shape[0] <= CROP_SIZE and a.crop.shape[1] <= CROP_SIZE and a.crop.shape[2] == 3
         assert np.array_equal(a.crop, b.crop) and a.recipe == b.recipe
@@ -43,7 +41,7 @@ def test_samples_are_reproducible_crops_with_the_asked_label():
 
 def test_small_photos_are_padded_not_upscaled():
     small = skdata.astronaut()[:90, :70]
-    sample = train_detector.synthesize(small, np.random.default_rng(3), label=0)
+    sample = synthesize(small, np.random.default_rng(3), label=0)
     assert sample.crop.shape[0] <= 90 and sample.crop.shape[1] <= 70
 
 
@@ -60,7 +58,7 @@ def test_train_writes_weights_card_resumes_and_continues(data, tmp_path):
     assert _run(data, tmp_path / "ckpt", out, "--steps", "2") == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["name"] == "detector-canny" and card["input"] == "canny" and card["steps"] == 2
-    assert card["crop_size"] == CROP_SIZE and "train_detector.py" in card["command"]
+    assert card["crop_size"] == CROP_SIZE and card["command"].startswith("python -m training.train_detector ")
     assert "earlier_runs" not in card
     load_weights(create_model("detector-canny", pretrained=False), out)  # strict load works
 

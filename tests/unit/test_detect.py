@@ -19,7 +19,7 @@ from conftest import noise
 from skimage import data as skdata
 
 import deepclarity.detect as detect_mod
-import deepclarity.grid as grid_mod
+import deepclarity.pixelation as grid_mod  # Detector.detect looks estimate_grid up here on each call
 from deepclarity.degrade import pixelate
 from deepclarity.detect import (CROP_SIZE, Detection, Detector, aggregate, crop_features, load_detector,
                                 tile_grid, to_uint8)
@@ -345,6 +345,45 @@ def test_load_detector_is_shared(random_weights):
     assert c is not a and c.threshold == 0.9
     assert load_detector("canny", device="cpu", threshold=0.9) is c
     assert load_detector("rgb", device="cpu") is not a
+
+
+def test_load_detector_keys_on_the_resolved_device(random_weights):
+    from deepclarity.runtime import select_device
+
+    a = load_detector("canny", device="auto")
+    assert load_detector("canny", device=str(select_device("auto"))) is a
+    assert load_detector("canny", device=select_device("auto")) is a
+    assert len(detect_mod._DETECTORS) == 1
+
+
+def test_load_detector_reloads_when_the_weights_or_card_change(random_weights):
+    import torch
+
+    from deepclarity.models.weights import read_card, write_card
+
+    a = load_detector("canny", device="cpu")
+    torch.manual_seed(5)
+    path = random_weights / get_spec("detector-canny").weights
+    save_weights(create_model("detector-canny", pretrained=False), path, {}, half=True)
+    b = load_detector("canny", device="cpu")
+    assert b is not a and load_detector("canny", device="cpu") is b
+    write_card(path, {**read_card(path), "threshold": 0.77})  # a calibration rewrote the card
+    c = load_detector("canny", device="cpu")
+    assert c is not b and c.threshold == 0.77
+    assert len(detect_mod._DETECTORS) == 1  # replaced, not piled up
+
+
+def test_methods_come_from_the_registry(monkeypatch):
+    from deepclarity.models import ModelSpec, detector_methods, register
+    from deepclarity.models import registry as registry_mod
+
+    assert detect_mod.METHODS == detector_methods() == {"canny": "detector-canny", "rgb": "detector-rgb"}
+    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+    register(ModelSpec("detector-edge2", "detect", lambda: create_model("detector-canny", pretrained=False), 1,
+                       "detector-edge2.safetensors", "a test detector", method="edge2"))
+    assert detect_mod.METHODS["edge2"] == "detector-edge2"
+    with pytest.raises(ValueError, match="unknown detection method 'sobel'.*edge2"):
+        Detector("sobel", device="cpu")
 
 
 def test_missing_weights_is_a_model_error(tmp_path, monkeypatch, clear_detectors):

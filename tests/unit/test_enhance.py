@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+import deepclarity.enhance as enhance_mod
 import deepclarity.runtime as runtime_mod
 from deepclarity.degrade import imresize
 from deepclarity.enhance import (
@@ -326,7 +327,12 @@ def test_load_upscaler_shares_one_object_per_setting():
     assert load_upscaler("minisrresnet", device="cpu") is not a
     assert load_upscaler("bicubic") is load_upscaler("bicubic")
     assert isinstance(a, Upscaler) and a.name == "mobilesr"
-    assert load_upscaler("mobilesr", device="auto") is a or load_upscaler("mobilesr", device="auto").device.type == "cuda"
+
+    from deepclarity.runtime import select_device
+
+    resolved = load_upscaler("mobilesr", device=str(select_device("auto")))
+    assert load_upscaler("mobilesr", device="auto") is resolved  # one entry for "auto" and what it picks
+    assert load_upscaler("bicubic", device="auto") is load_upscaler("bicubic", device=select_device("auto"))
 
 
 def test_load_upscaler_reloads_when_the_weight_file_is_replaced(tmp_path, monkeypatch):
@@ -343,6 +349,7 @@ def test_load_upscaler_reloads_when_the_weight_file_is_replaced(tmp_path, monkey
     second = load_upscaler("mobilesr", device="cpu")
     assert second is not first  # a training run replaced the file: the new weights are used
     assert load_upscaler("mobilesr", device="cpu") is second
+    assert enhance_mod._UPSCALERS.objects() == [second]  # the stale one is dropped, not kept
 
 
 def test_the_x4_intermediate_counts_against_the_pixel_limit(photo):
@@ -456,3 +463,76 @@ def test_enhanced_result_writes_back_in_kind(tmp_path, photo):
         assert im.mode == "RGBA" and im.size == (96, 80)
         alpha = np.asarray(im)[..., 3]
     assert alpha[:, :40].min() == 255 and alpha[:, 56:].max() == 0
+
+
+# ------------------------------------------------------------------ one forward path, the registry
+
+
+@pytest.mark.parametrize("model", ["mobilesr", "minisrresnet", "bicubic"])
+def test_eval_sr_and_enhance_give_identical_pixels(model):
+    """``eval sr`` scores exactly the pixels ``enhance`` writes for the same LR input."""
+    from deepclarity.eval.sr import make_upscaler
+
+    hr = np.ascontiguousarray(skdata.coffee()[100:260:2, 140:340:2])
+    lr = imresize(hr, 0.25)
+    evaluated = make_upscaler(model, 4, device="cpu")(lr)
+    enhanced = Upscaler(model, device="cpu").enhance(lr).image.pixels
+    np.testing.assert_array_equal(evaluated, enhanced)
+    np.testing.assert_array_equal(load_upscaler(model, device="cpu").upscale_array(lr), enhanced)
+
+
+def test_from_module_runs_the_same_path_as_the_registry_model(photo):
+    """Training validation (``from_module``) and ``enhance`` (the registry model) agree exactly."""
+    module = create_model("mobilesr", weights=Path(os.environ["DEEPCLARITY_WEIGHTS"]) / "mobilesr.safetensors")
+    via_module = Upscaler.from_module(module, device="cpu").upscale_array(photo)
+    np.testing.assert_array_equal(via_module, Upscaler("mobilesr", device="cpu").upscale_array(photo))
+    up = Upscaler.from_module(module)  # device: where the parameters are
+    assert up.name == "module" and up.device.type == "cpu" and up.spec is None and up.trained_on == "bicubic"
+    assert up.tile_for(4000, 3000) == 0 and not up.fp16
+
+
+def test_from_module_leaves_a_training_module_as_it_was(photo):
+    """A module in training mode is run in eval mode and given back in training mode, unfused and
+    still trainable (BatchNorm running statistics untouched)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    module = create_model("minisrresnet-seed", pretrained=False).train()
+    bn = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in bn]
+    out = Upscaler.from_module(module, name="seed", device="cpu").upscale_array(photo[:12, :12])
+    assert module.training and all(p.requires_grad for p in module.parameters())
+    assert [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)] == bn
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(before, bn))
+    module.eval()
+    with torch.no_grad():
+        ref = module(torch.from_numpy(photo[:12, :12]).permute(2, 0, 1)[None].float() / 255)
+    np.testing.assert_array_equal(out, runtime_mod.tensor_to_image(ref))
+
+
+def test_trained_on_comes_from_the_registry_not_the_card(tmp_path, monkeypatch, photo):
+    """The card's free-form ``degradation`` is a record, not a switch: behaviour follows the spec."""
+    monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(tmp_path))
+    save_weights(create_model("mobilesr", pretrained=False), tmp_path / "mobilesr.safetensors",
+                 {"degradation": "nearest"})
+    assert Upscaler("mobilesr", device="cpu").trained_on == "bicubic"
+    save_weights(create_model("mobilesr", pretrained=False), tmp_path / "mobilesr-pixel.safetensors", {})
+    assert Upscaler("mobilesr-pixel", device="cpu").trained_on == "nearest"
+    bicubic = Upscaler("bicubic")
+    assert bicubic.trained_on is None and bicubic.model is None and bicubic.spec is get_spec("bicubic")
+    with pytest.raises(DeepClarityError, match="takes no weight file"):
+        Upscaler("bicubic", weights=tmp_path / "mobilesr.safetensors")
+
+
+def test_upscalers_are_read_from_the_registry(monkeypatch):
+    from deepclarity.models import ModelSpec, MobileSR, register, sr_model_names
+    from deepclarity.models import registry as registry_mod
+
+    assert enhance_mod.UPSCALERS == sr_model_names() == ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+    register(ModelSpec("tinysr", "sr", MobileSR, 4, "tinysr.safetensors", "a test generator"))
+    assert enhance_mod.UPSCALERS == ("mobilesr", "minisrresnet", "minisrgan", "tinysr", "bicubic")
+    from deepclarity.enhance import UPSCALERS
+
+    assert "tinysr" in UPSCALERS

@@ -1,4 +1,4 @@
-"""Block-grid estimation (``deepclarity.grid``): block size and phase of pixelated images.
+"""Block-grid estimation (``deepclarity.pixelation.grid``): block size and phase of pixelated images.
 
 Images are scikit-image's bundled samples (never the shared datasets). The true block size of an
 axis of ``L`` pixels pixelated by ``f`` is ``L / round(L / f)`` (what :func:`degrade.pixelate`
@@ -14,7 +14,7 @@ from conftest import noise
 from skimage import data as skdata
 
 from deepclarity.degrade import block_starts, jpeg, mosaic, pixelate
-from deepclarity.grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
+from deepclarity.pixelation import GridEstimate, boundary_profile, estimate_grid, estimate_period
 
 SAMPLES = {"astronaut": skdata.astronaut, "chelsea": skdata.chelsea, "coffee": skdata.coffee}
 FACTORS = (2, 3, 4, 6, 8, 1.5, 2.5, 3.3)

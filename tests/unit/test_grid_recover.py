@@ -1,4 +1,4 @@
-"""De-pixelation (``deepclarity.grid``): block edges, recovering the low-resolution image a
+"""De-pixelation (``deepclarity.pixelation``): block edges, recovering the low-resolution image a
 pixelated image holds, and finding a censor mosaic over part of an image.
 
 Images are random noise (exactness) or scikit-image's bundled samples (natural content); never
@@ -16,7 +16,7 @@ from skimage import data as skdata
 
 from deepclarity.degrade import block_starts, jpeg, mosaic, nearest_downscale, pixelate
 from deepclarity.errors import ImageError
-from deepclarity.grid import (
+from deepclarity.pixelation import (
     GridEstimate,
     block_edges,
     estimate_grid,
@@ -109,7 +109,7 @@ def test_block_edges_bad_arguments_raise_value_error(length, block, phase):
 def test_integer_factor_recovers_exactly(k, shape):
     """The issue's test: ``recover_lowres(x, estimate_grid(x)) == y`` for ``x = y`` upscaled x k.
 
-    (12x9 x2 is 24x18, under ``grid.MIN_SIDE`` = 24: estimate_grid does not try, so x2 runs
+    (12x9 x2 is 24x18, under ``pixelation.grid.MIN_SIDE`` = 24: estimate_grid does not try, so x2 runs
     on 16x12 only.)"""
     y = noise((*shape, 3), seed=k)
     x = upscale(y, k)
@@ -366,7 +366,7 @@ def test_find_mosaic_region_is_not_misled_by_a_periodic_pattern_elsewhere(name, 
 
 
 def test_expand_lowres_inverts_recover_lowres():
-    from deepclarity.grid import expand_lowres
+    from deepclarity.pixelation import expand_lowres
 
     for factor in (2, 2.5, 3.3):
         x = pixelate(sample("coffee"), factor)

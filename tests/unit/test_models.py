@@ -19,18 +19,24 @@ from deepclarity.models import (
     MobileSR,
     MobileSRSeed,
     count_params,
+    ModelSpec,
     create_model,
+    detector_methods,
     get_spec,
     list_models,
     load_weights,
     read_card,
+    register,
     save_weights,
+    sr_model_names,
     weights_dir,
 )
+from deepclarity.models import registry as registry_mod
 from deepclarity.models.layers import InvertedResidual, PixelShuffleUp, ResidualBlock
 
 ALL_NAMES = [s.name for s in list_models()]
-SR_NAMES = [s.name for s in list_models("sr")]
+NETWORK_NAMES = [s.name for s in list_models() if s.is_network]
+SR_NAMES = [s.name for s in list_models("sr") if s.is_network]
 DETECT_NAMES = [s.name for s in list_models("detect")]
 
 
@@ -69,17 +75,77 @@ def _assert_same_state(a: nn.Module, b: nn.Module) -> None:
 def test_registry_contents():
     assert set(ALL_NAMES) == {
         "detector-canny", "detector-rgb", "mobilesr", "mobilesr-seed", "minisrresnet", "minisrgan",
-        "minisrresnet-seed", "mobilesr-pixel", "minisrresnet-pixel", "discriminator",
+        "minisrresnet-seed", "mobilesr-pixel", "minisrresnet-pixel", "bicubic", "discriminator",
     }
     assert set(DETECT_NAMES) == {"detector-canny", "detector-rgb"}
     assert set(SR_NAMES) == {"mobilesr", "mobilesr-seed", "minisrresnet", "minisrgan", "minisrresnet-seed",
                              "mobilesr-pixel", "minisrresnet-pixel"}
+    assert {s.name for s in list_models("sr")} == set(SR_NAMES) | {"bicubic"}
     assert [s.name for s in list_models("discriminator")] == ["discriminator"]
     assert list_models("no-such-task") == []
     for spec in list_models():
         assert get_spec(spec.name) is spec
         assert spec.scale == (4 if spec.task == "sr" else 1)
         assert spec.description
+
+
+def test_bicubic_is_a_registered_function_entry(empty_weights):
+    """The reference upscaler is an SR entry like the others, only without a network or weights."""
+    import numpy as np
+
+    from deepclarity.degrade import imresize
+
+    spec = get_spec("bicubic")
+    assert spec.task == "sr" and spec.scale == 4 and spec.kind == "function" and not spec.is_network
+    assert spec.weights is None and spec.weights_path is None and not spec.has_weights and spec.card is None
+    assert spec.num_params == 0 and spec.shipped and spec.degradation is None
+    assert not spec.is_restoration_variant
+    img = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(spec.function(img, 4), imresize(img, 4))
+    with pytest.raises(ModelError, match="bicubic is not a network"):
+        create_model("bicubic", pretrained=False)
+
+
+def test_name_lists_derive_from_the_registry():
+    assert sr_model_names() == ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+    everything = sr_model_names(shipped_only=False, variants=True)
+    assert set(everything) == {s.name for s in list_models("sr")}
+    assert "mobilesr-seed" not in sr_model_names(variants=True)  # kept for comparison, not shipped
+    assert {"mobilesr-pixel", "minisrresnet-pixel"} <= set(sr_model_names(variants=True))
+    assert detector_methods() == {"canny": "detector-canny", "rgb": "detector-rgb"}
+    for method, name in detector_methods().items():
+        assert get_spec(name).method == method and get_spec(name).task == "detect"
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """A copy of the registry that a test may add to; the real one is put back afterwards."""
+    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+
+
+def test_a_newly_registered_model_joins_the_name_lists(scratch_registry):
+    register(ModelSpec("tinysr", "sr", MobileSR, 4, "tinysr.safetensors", "a test generator"))
+    register(ModelSpec("detector-edge2", "detect", lambda: create_model("detector-canny", pretrained=False), 1,
+                       "detector-edge2.safetensors", "a test detector", method="edge2"))
+    assert "tinysr" in sr_model_names() and sr_model_names()[-1] == "bicubic"
+    assert detector_methods()["edge2"] == "detector-edge2"
+
+
+@pytest.mark.parametrize("spec, message", [
+    (ModelSpec("mobilesr", "sr", MobileSR, 4), "already registered"),
+    (ModelSpec("NewSR", "sr", MobileSR, 4), "lower case"),
+    (ModelSpec("x", "colourise", MobileSR), "unknown task"),
+    (ModelSpec("x", "sr", None, 4), "exactly one of builder"),
+    (ModelSpec("x", "sr", MobileSR, 4, function=lambda img, s: img), "exactly one of builder"),
+    (ModelSpec("x", "sr", None, 4, "x.safetensors", function=lambda img, s: img), "have no weights"),
+    (ModelSpec("x", "detect", None, 1, function=lambda img, s: img), "only super-resolution"),
+    (ModelSpec("x", "sr", MobileSR, 4, degradation="jpeg"), "unknown degradation"),
+    (ModelSpec("x", "detect", MobileSR, 1), "needs a method"),
+    (ModelSpec("x", "detect", MobileSR, 1, method="canny"), "already registered"),
+])
+def test_register_refuses_inconsistent_entries(scratch_registry, spec, message):
+    with pytest.raises(ValueError, match=message):
+        register(spec)
 
 
 def test_get_spec_is_case_insensitive():
@@ -98,7 +164,7 @@ def test_unknown_name_lists_known_models():
         get_spec("nope")
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
+@pytest.mark.parametrize("name", NETWORK_NAMES)
 def test_every_model_builds_in_eval_mode(name):
     model = _build(name)
     assert isinstance(model, nn.Module)
@@ -299,7 +365,7 @@ def test_pretrained_without_file_raises(name, empty_weights):
     assert str(empty_weights / spec.weights) in msg
 
 
-@pytest.mark.parametrize("name", [s.name for s in list_models() if s.weights is None])
+@pytest.mark.parametrize("name", [s.name for s in list_models() if s.weights is None and s.is_network])
 def test_comparison_architectures_have_no_weights(name, empty_weights):
     spec = get_spec(name)
     assert spec.weights_path is None and not spec.has_weights and spec.card is None

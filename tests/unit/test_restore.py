@@ -105,7 +105,7 @@ def test_partial_mosaic_is_restored_in_place_and_better_than_the_mosaic(restorer
 
 
 def test_sample_positions_follow_the_pixelation_rule():
-    from deepclarity.grid import GridEstimate
+    from deepclarity.pixelation import GridEstimate
     from deepclarity.restore import sample_positions
 
     grid = GridEstimate(4.0, (4.0, 4.0), (0.0, 0.0), 1.0)
@@ -119,12 +119,12 @@ def test_sample_positions_follow_the_pixelation_rule():
 
 
 class _PerfectGenerator:
-    """Stands in for a generator that inverts the degradation exactly: it returns the truth."""
+    """Stands in for a generator that inverts the degradation exactly: it returns the truth. It
+    takes a registered model's ``name``, whose registry ``degradation`` says how the restorer reads
+    its output."""
 
-    name = "perfect"
-
-    def __init__(self, truth: np.ndarray, trained_on: str) -> None:
-        self.truth, self.trained_on, self.seen = truth, trained_on, []
+    def __init__(self, truth: np.ndarray, name: str) -> None:
+        self.truth, self.name, self.seen = truth, name, []
 
     def upscale_array(self, low: np.ndarray) -> np.ndarray:
         self.seen.append(low.copy())
@@ -133,19 +133,19 @@ class _PerfectGenerator:
 
 @pytest.mark.parametrize("factor", [4, 2])
 def test_point_trained_generator_output_is_drawn_pixel_exact(restorer, photo, monkeypatch, factor):
-    # A generator trained on one pixel per 4x4 block (trained_on "nearest") puts low-res pixel u at
+    # A generator trained on one pixel per 4x4 block (degradation "nearest") puts low-res pixel u at
     # output pixel 4u + 2; drawn there, a perfect generator gives the truth back exactly. (The
     # centre-aligned rule for bicubic-trained generators, 4u + 1.5, would be half a pixel off.)
     h, w = photo.shape[:2]
     truth = photo if factor == 4 else np.ascontiguousarray(photo[::-1][: h * 4 // factor])  # any 4x image
-    fake = _PerfectGenerator(truth if factor == 4 else np.repeat(np.repeat(photo, 2, 0), 2, 1), "nearest")
+    fake = _PerfectGenerator(truth if factor == 4 else np.repeat(np.repeat(photo, 2, 0), 2, 1), "mobilesr-pixel")
     monkeypatch.setattr(restorer, "grid_upscaler", fake)
     res = restorer.restore(pixelate(photo, factor), force=True)
-    assert res.model == "perfect" and res.action == "restored"
+    assert res.model == "mobilesr-pixel" and res.action == "restored"
     assert np.array_equal(fake.seen[0], pixelate(photo, factor)[factor // 2::factor, factor // 2::factor])  # no blur
     if factor == 4:
         assert np.array_equal(res.image.pixels, photo)
-    fake.trained_on = "bicubic"
+    fake.name = "mobilesr"  # registered with degradation "bicubic"
     blurred = restorer.restore(pixelate(photo, 4), force=True)
     assert not np.array_equal(fake.seen[-1], photo[2::4, 2::4])  # antialiased first
     assert psnr_y(blurred.image.pixels, photo) < 60
@@ -203,3 +203,63 @@ def test_a_grid_that_does_not_explain_the_image_keeps_it(restorer, photo, monkey
     g = restore_mod.refine_grid(censored, grid_of(censored))
     fit = restorer._grid_fit(censored, restore_mod.recover_lowres(censored, g, refine=False), g)
     assert fit < restore_mod.MIN_GRID_FIT_DB
+
+
+# ----------------------------------------------------------------- what restore() says it did
+
+
+def test_actions_serialise_to_the_same_strings_as_before(restorer, photo):
+    import json
+
+    from deepclarity.restore import Action
+
+    assert [a.value for a in Action] == ["restored", "restored-region", "enhanced", "kept", "no-grid"]
+    for action in Action:
+        assert action == action.value and str(action) == f"{action}" == action.value
+        assert json.dumps({"action": action}) == json.dumps({"action": action.value})
+    rec = restorer.restore(photo).to_record()
+    assert type(rec["action"]) is str and rec["action"] == "kept"
+
+
+def test_sharpen_amount_is_the_unsharp_mask_of_what_was_restored(restorer, photo):
+    from deepclarity.enhance import sharpen
+    from deepclarity.restore import Action
+
+    px = pixelate(photo, 4)
+    plain, sharp = restorer.restore(px), restorer.restore(px, sharpen_amount=1.5)
+    assert plain.action == sharp.action == Action.RESTORED and (plain.sharpened, sharp.sharpened) == (0, 1.5)
+    assert not np.array_equal(plain.image.pixels, sharp.image.pixels)
+    assert np.array_equal(sharp.image.pixels, sharpen(plain.image.pixels, 1.5))
+    # An image left as it is is not sharpened; a clean one enhanced anyway is.
+    kept = restorer.restore(photo, sharpen_amount=1.5)
+    assert kept.action == Action.KEPT and kept.sharpened == 0 and np.array_equal(kept.image.pixels, photo)
+    enhanced = [restorer.restore(photo, when_clean="enhance", sharpen_amount=a) for a in (0, 1.5)]
+    assert enhanced[1].action == Action.ENHANCED
+    assert np.array_equal(enhanced[1].image.pixels, sharpen(enhanced[0].image.pixels, 1.5))
+    # The restorer's own default amount; an explicit 0 turns it off.
+    default = Restorer("bicubic", device="cpu", sharpen=1.5)
+    unsharpened = default.restore(px, sharpen_amount=0)
+    assert np.array_equal(default.restore(px).image.pixels, sharpen(unsharpened.image.pixels, 1.5))
+    for bad in (-1, float("nan")):
+        with pytest.raises(DeepClarityError, match="sharpening"):
+            restorer.restore(px, sharpen_amount=bad)
+
+
+def test_output_region_is_where_the_mosaic_was_restored_and_sharpened(restorer):
+    from deepclarity.degrade import mosaic
+    from deepclarity.enhance import resize_to, sharpen
+
+    censored = mosaic(np.ascontiguousarray(skdata.astronaut()[:256, :320]), (100, 80, 196, 176), 12)
+    res = restorer.restore(censored, force=True, outscale=2)
+    assert res.action == "restored-region" and res.region == (100, 80, 196, 176)
+    assert res.output_region == (200, 160, 392, 352)
+    x0, y0, x1, y1 = res.output_region
+    out, base = res.image.pixels, resize_to(censored, 512, 640)
+    outside = np.ones(out.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(out[outside], base[outside]) and not np.array_equal(out[y0:y1, x0:x1], base[y0:y1, x0:x1])
+    sharp = restorer.restore(censored, force=True, outscale=2, sharpen_amount=1.0)
+    expected = out.copy()
+    expected[y0:y1, x0:x1] = sharpen(out[y0:y1, x0:x1], 1.0)
+    assert sharp.output_region == res.output_region and np.array_equal(sharp.image.pixels, expected)
+    assert restorer.restore(pixelate(censored, 4), force=True).output_region is None  # whole image

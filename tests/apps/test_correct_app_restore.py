@@ -1,4 +1,5 @@
-"""The correction app's "Auto: detect + restore" mode: :func:`correct_image` / :func:`restore_image`,
+"""The correction app's Restore mode (detect + de-pixelate + super-resolve): :func:`correct_image` /
+:func:`restore_image`,
 the verdict line and region map shown beside the result, the mode switch, and the ``/correct``
 endpoint through ``gradio_client`` against ``correct_app.py`` launched as a subprocess (slow).
 
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,10 +25,10 @@ gr = pytest.importorskip("gradio")
 
 from deepclarity import detect as detect_mod  # noqa: E402
 from deepclarity import restore as restore_mod  # noqa: E402
-from deepclarity.apps import (  # noqa: E402
-    AUTO_OUTSCALE, DEFAULT_OUTSCALE, REGION_BOX_RGB, build_correct_app, correct_image, mode_settings,
-    restored_download_name,
+from deepclarity.apps.correct_app import (  # noqa: E402
+    AUTO_OUTSCALE, DEFAULT_OUTSCALE, MODE_LABELS, build_correct_app, correct_image, mode_settings,
 )
+from deepclarity.apps.render import REGION_BOX_RGB, display_box, restored_download_name  # noqa: E402
 from deepclarity.degrade import mosaic, pixelate  # noqa: E402
 from deepclarity.detect import Detection  # noqa: E402
 from helpers import clear_model_caches, start_app, stop_app, wait_for_http, write_random_weights  # noqa: E402
@@ -143,6 +145,26 @@ def test_censor_mosaic_is_restored_in_place_and_boxed_on_the_map(photos, verdict
     assert not (region[40] == box).all(axis=1).any()  # nowhere else
 
 
+def test_the_box_on_the_map_is_the_restorers_output_region(photos, verdict, monkeypatch):
+    # The app draws the mosaic's box from what Restorer.restore reports (Restored.output_region),
+    # mapped from the result's size to the map's; at scale 2 the result is twice the map's size.
+    verdict(True, 0.8, [[0.2, 0.9], [0.1, 0.3]])
+    results = []
+    real = restore_mod.Restorer.restore
+    monkeypatch.setattr(restore_mod.Restorer, "restore", lambda self, *a, **k: results.append(real(self, *a, **k))
+                        or results[-1])
+    _, png, _, region = correct_image(str(photos["censored"]), "auto", "mobilesr", 2, 1.0, "keep", device="cpu")
+    (res,) = results
+    assert res.output_region == (200, 160, 392, 352) and res.sharpened == 1.0
+    assert np.array_equal(_pixels(png), res.image.pixels)  # the download is the library's result, as is
+    assert region.shape == (256, 320, 3)
+    (x0, y0), (x1, y1) = display_box(res.output_region, (640, 512), (320, 256))
+    assert (x0, y0, x1, y1) == (100, 80, 195, 175)
+    expected = np.zeros(region.shape[:2], np.uint8)
+    cv2.rectangle(expected, (x0, y0), (x1, y1), 1, 2)
+    assert np.array_equal((region == np.array(REGION_BOX_RGB, np.uint8)).all(axis=2), expected.astype(bool))
+
+
 def test_clean_photo_is_kept_pixel_for_pixel(photos, verdict):
     verdict(False, 0.08)
     _, png, info, region = correct_image(str(photos["clean"]), "auto", "mobilesr", 1, 1.5, "keep", device="cpu")
@@ -175,7 +197,7 @@ def test_clean_photo_enhanced_anyway_and_other_scales(photos, verdict):
     assert restored_download_name("a b.JPG", "bicubic", 1.0) == "a b_restored_bicubic.png"
 
 
-def test_upscale_only_mode_is_enhance_image_and_has_no_map(photos, verdict):
+def test_enhance_mode_is_enhance_image_and_has_no_map(photos, verdict):
     calls = verdict(True, 1.0)
     (before, after), png, info, region = correct_image(str(photos["small"]), "upscale", "bicubic", None, 0,
                                                        "keep", device="cpu")
@@ -191,7 +213,8 @@ def test_mode_switch_sets_the_scale_and_the_endpoints(weights_dir):
     assert [type(c).__name__ for c in correct.outputs] == ["ImageSlider", "File", "Markdown", "Image"]
     file, mode, model, scale, sharpen, when_clean = correct.inputs
     assert mode.value == "auto" and [c[1] for c in mode.choices] == ["auto", "upscale"]
-    assert [c[0] for c in mode.choices] == ["Auto: detect + restore", "Upscale only"]
+    assert [c[0] for c in mode.choices] == ["Restore (detect, de-pixelate, super-resolve)",
+                                             "Enhance (super-resolve only)"]
     assert when_clean.value == "keep" and [c for c in when_clean.choices] == [("Keep as is", "keep"),
                                                                                ("Enhance anyway", "enhance")]
     assert (scale.minimum, scale.maximum, scale.value) == (1, 8, AUTO_OUTSCALE) == (1, 8, 1)
@@ -206,7 +229,7 @@ def test_mode_switch_sets_the_scale_and_the_endpoints(weights_dir):
     value, clean_choice, button, _ = switch.fn("auto")
     assert value == 1 and clean_choice["visible"] is True and button["value"] == "Restore"
     banner = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "model-status"][0]
-    assert "Auto" not in (banner.value or "")  # the detector is there and loaded
+    assert "Restore" not in (banner.value or "")  # the detector is there and loaded
     assert detect_mod._DETECTORS  # preloaded
 
 
@@ -241,11 +264,11 @@ def test_bad_parameters_and_missing_detector_are_clear_errors(photos, tmp_path, 
     restore_mod._RESTORERS.clear()
     with pytest.raises(gr.Error) as exc:
         correct_image(small, "auto", "mobilesr", 1, 0, "keep", device="cpu")
-    assert exc.value.message.startswith("Auto mode is unavailable") and "detector-canny" in exc.value.message
+    assert exc.value.message.startswith("Restore mode is unavailable") and "detector-canny" in exc.value.message
     assert "\n" not in exc.value.message
     app = build_correct_app(device="cpu", examples=False)  # still starts, says why, upscaling works
     (banner,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "model-status"]
-    assert banner.visible and "**Auto: detect + restore** is unavailable" in banner.value
+    assert banner.visible and f"**{MODE_LABELS['auto']}** is unavailable" in banner.value
     assert correct_image(small, "upscale", "bicubic", 2, 0, "keep", device="cpu")[3] is None
 
 

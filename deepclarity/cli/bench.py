@@ -1,0 +1,71 @@
+"""``deepclarity bench detect|sr``: speed, with the conditions printed beside each figure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+
+from ..errors import DeepClarityError
+from .common import EXIT_OK, missing_subcommand, split_names, write_output
+from .detect import add_method_argument
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import bench_detect, bench_sr, format_bench, format_bench_sr
+
+    if args.bench_command == "detect":
+        result = bench_detect(method=args.method, device=args.device, batch=args.batch, images=args.images,
+                              repeats=args.repeats, data=args.data)
+        body = format_bench(result)
+    elif args.bench_command == "sr":
+        result = bench_sr(split_names(args.models), device=args.device, repeats=args.repeats)
+        body = format_bench_sr(result)
+    else:  # pragma: no cover - argparse restricts the choices
+        raise DeepClarityError(f"unknown benchmark {args.bench_command}")
+    command = "deepclarity " + shlex.join(args.argv)
+    if args.format == "json":
+        text = json.dumps({"command": command, **result}, indent=2)
+    else:
+        fence = args.bench_command == "detect"
+        text = (f"`{command}`\n\n" + (f"```\n{body}\n```" if fence else body)) if args.output else body
+    write_output(text, args.output)
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..bench import sr_bench_models
+
+    p_bench = sub.add_parser("bench", help="speed benchmarks (model-only and end-to-end)")
+    bench_sub = p_bench.add_subparsers(dest="bench_command", metavar="TASK")
+    p = bench_sub.add_parser(
+        "detect", help="detector crops/s (model only) and 1920x1080 JPEG images/s (end to end)",
+        description="Median of repeated runs after a warm-up; hardware, threads, batch, dtype and sizes "
+                    "are printed beside each figure.",
+    )
+    add_method_argument(p)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA fp16 when present)")
+    p.add_argument("--batch", type=int, default=256, help="crops per batch for the model-only figure")
+    p.add_argument("--images", type=int, default=24, help="1920x1080 JPEGs for the end-to-end figure")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
+    p.add_argument("--data", metavar="DIR", help="photos to build the JPEGs from (default: scikit-image samples)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_bench)
+
+    defaults = sr_bench_models()
+    p = bench_sub.add_parser(
+        "sr", help="SR entries: seconds per 480x270 -> 1920x1080 frame on the CPU (and GPU fp16 frames/s)",
+        description="Median of repeated runs after a warm-up, whole frame at once, through the same upscaler "
+                    "as deepclarity enhance (uint8 frame in and out). The CPU figure is always measured "
+                    "(float32, --threads); with a CUDA GPU present, fp16 frames/s of the networks too. Models "
+                    "without trained weights (the prototype designs) are timed as initialised.",
+    )
+    p.add_argument("--models", nargs="+", default=list(defaults), metavar="NAME",
+                   help="registered SR entries, space or comma separated (default: " + " ".join(defaults) + ")")
+    p.add_argument("--device", default="auto", help="auto or cuda adds the GPU figure; cpu only the CPU")
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median reported)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_bench)
+    p_bench.set_defaults(func=lambda a: missing_subcommand(p_bench))

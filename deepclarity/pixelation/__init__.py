@@ -1,0 +1,19 @@
+"""Pixelation geometry: the block grid of a pixelated image, the image it holds, and censor mosaics.
+
+* :mod:`.grid` — block size and phase estimation (:func:`estimate_grid`, :class:`GridEstimate`,
+  boundary profiles and comb correlation);
+* :mod:`.recover` — exact cell edges (:func:`block_edges`, :func:`grid_edges`,
+  :func:`refine_grid`) and the low-resolution image read back from them (:func:`recover_lowres`,
+  :func:`expand_lowres`);
+* :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`).
+
+Each builds on the one before (``grid`` <- ``recover`` <- ``regions``); the public names of all
+three are importable from here.
+"""
+
+from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
+from .recover import block_edges, expand_lowres, grid_axes, grid_edges, lowres_shape, recover_lowres, refine_grid
+from .regions import find_mosaic_region
+
+__all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
+           "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region"]
