@@ -24,8 +24,7 @@ from pathlib import Path
 
 from deepclarity.errors import DeepClarityError, ModelError
 from deepclarity.eval.confusion import draw_confusion, png_bytes
-from deepclarity.eval.detect import (DEFAULT_SETS, dump_report, evaluate_method, find_photos, new_report,
-                                     render_markdown)
+from deepclarity.eval.detect import DEFAULT_SETS, dump_report, evaluate_method, find_photos, new_report, render_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS.parent.parent

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 from deepclarity.datasets import default_data_dir, find_benchmark_sets
-from deepclarity.eval.restore import (GENERATORS, SETS, environment, evaluate_restore, format_restore_table,
-                                      load_methods)
+from deepclarity.eval.restore import GENERATORS, SETS, environment, evaluate_restore, format_restore_table, load_methods
 from deepclarity.files import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results"

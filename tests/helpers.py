@@ -108,3 +108,11 @@ def stop_app(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=20)
+
+
+def run_module(module: str, *args, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m <module> args...`` run from the repository root, as users run the evaluation and
+    training scripts (environment inherited, so ``monkeypatch.setenv`` reaches it); ``returncode``,
+    ``stdout`` and ``stderr`` (text) of the finished process."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=timeout, check=False)

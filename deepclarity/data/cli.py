@@ -37,7 +37,8 @@ def describe_sets(sets: list[SetInfo]) -> str:
     lines = []
     for s in sets:
         what = f" -- {s.description}" if s.description else ""
-        lines.append(f"  {s.name}: {len(s.entries)} files, {format_size(s.bytes)}{what}; from {_origin(s)}")
+        n = len(s.entries)
+        lines.append(f"  {s.name}: {n} file{'s' * (n != 1)}, {format_size(s.bytes)}{what}; from {_origin(s)}")
     return "\n".join(lines + [TERMS])
 
 
@@ -73,7 +74,7 @@ def cmd_check(args) -> int:
 
     manifest = _manifest(args)
     sets = manifest.select(args.sets)
-    root = args.dir or default_data_dir()
+    root = args.dir
     if not os.path.isdir(root):
         print(f"deepclarity: error: {root}: no such folder (run `deepclarity data fetch --dest {root}`)",
               file=sys.stderr)
@@ -146,8 +147,8 @@ def add_data_commands(sub) -> None:
         description="Compare DIR with the manifest: a file passes when its sha256 matches, or when its "
                     "decoded pixels do (an image re-encoded by another Pillow version). Exit code 0 when "
                     "every file passes, 1 otherwise. Images the manifest does not list are counted as extra.")
-    p.add_argument("dir", nargs="?", metavar="DIR",
-                   help=f"datasets root (default: where the scripts read it, {default_data_dir()})")
+    p.add_argument("dir", metavar="DIR",
+                   help=f"datasets root (the scripts' default --data is {default_data_dir()})")
     _common(p)
     p.add_argument("--workers", type=int, default=4, metavar="N", help="files hashed in parallel (default 4)")
     p.add_argument("--format", choices=["table", "json"], default="table")

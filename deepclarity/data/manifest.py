@@ -58,9 +58,14 @@ class Entry:
     def source(self) -> str:
         return f"{self.repo}:{self.source_path}"
 
+    @property
+    def url_path(self) -> str:
+        """``/<owner>/<repo>/<commit>/<path>`` (URL-quoted): the upstream file at its pinned commit."""
+        return f"/{self.repo}/{self.commit}/{quote(self.source_path)}"
+
     def url(self, base: str | None = None) -> str:
-        """The download address of the upstream file at its pinned commit."""
-        return f"{(base or DEFAULT_BASE_URL).rstrip('/')}/{self.repo}/{self.commit}/{quote(self.source_path)}"
+        """The download address of the upstream file under ``base`` (default :data:`DEFAULT_BASE_URL`)."""
+        return (base or DEFAULT_BASE_URL).rstrip("/") + self.url_path
 
 
 @dataclass

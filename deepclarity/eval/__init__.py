@@ -1,2 +1,3 @@
 """Evaluation as library code: benchmark slices and metrics for super-resolution (:mod:`.sr`),
-detection and restoration; ``evaluation/`` holds thin command-line wrappers over these."""
+detection (:mod:`.detect`, with the confusion-matrix image in :mod:`.confusion`) and restoration
+(:mod:`.restore`); ``evaluation/`` holds thin command-line wrappers over these."""

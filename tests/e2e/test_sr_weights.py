@@ -13,10 +13,11 @@ from skimage import data as skdata
 from deepclarity.degrade import imresize
 from deepclarity.enhance import Upscaler
 from deepclarity.metrics import detail_ratio, psnr_y
-from deepclarity.models import get_spec
+from deepclarity.models import get_spec, sr_model_names
 from deepclarity.models.weights import sha256_of
 
-SHIPPED = ("mobilesr", "minisrresnet", "minisrgan")
+# Every generator the registry offers (bicubic, the reference, has no weights to check).
+SHIPPED = tuple(n for n in sr_model_names() if get_spec(n).is_network)
 # What each shipped model must gain over bicubic (dB) on the crops below.
 MARGIN_DB = {"mobilesr": 0.5, "minisrresnet": 0.5}
 
@@ -30,8 +31,8 @@ def crops() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def outputs(crops) -> dict[str, list[np.ndarray]]:
-    out = {"bicubic": [imresize(imresize(hr, 0.25), 4) for hr in crops]}
-    for name in SHIPPED:
+    out = {}
+    for name in ("bicubic", *SHIPPED):
         up = Upscaler(name, device="cpu", tile=0)
         out[name] = [up.upscale_array(imresize(hr, 0.25)) for hr in crops]
     return out
@@ -73,7 +74,8 @@ def test_minisrgan_is_sharper_than_minisrresnet(outputs, crops):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_tiling_changes_psnr_by_at_most_001_db(name, crops):
-    """The issue's bound for tiled inference, with the shipped weights: 48-px tiles, 16 px of context."""
+    """Tiled inference stays within 0.01 dB of whole-image inference with the shipped weights:
+    16-px tiles, 16 px of context."""
     whole, tiled = Upscaler(name, device="cpu", tile=0), Upscaler(name, device="cpu", tile=16, tile_pad=16)
     for hr in crops[:2]:
         lr = imresize(hr, 0.25)

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run_module, write_random_weights
 
 from deepclarity.eval.detect import choose_threshold, threshold_rates
 
@@ -46,12 +47,11 @@ def test_detector_default_threshold_comes_from_the_model_card(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_calibrate_writes_the_threshold_into_the_card(tmp_path, monkeypatch, run_evaluation):
+def test_calibrate_writes_the_threshold_into_the_card(tmp_path, monkeypatch):
     from skimage import data as skdata
 
     from deepclarity.datasets import is_validation
     from deepclarity.io import write_image
-    from helpers import write_random_weights
 
     folder = tmp_path / "data" / "train" / "mini"
     folder.mkdir(parents=True)
@@ -60,7 +60,7 @@ def test_calibrate_writes_the_threshold_into_the_card(tmp_path, monkeypatch, run
     assert sum(is_validation(p, tmp_path / "data") for p in folder.iterdir()) == 1
     weights = write_random_weights(tmp_path / "w", ("detector-canny",))
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights))
-    done = run_evaluation("calibrate_detect", "--data", tmp_path / "data", "--methods", "canny", "--max-fpr", "0")
+    done = run_module("evaluation.calibrate_detect", "--data", tmp_path / "data", "--methods", "canny", "--max-fpr", "0")
     assert done.returncode == 0, done.stderr
     card = json.loads((weights / "detector-canny.json").read_text())
     cal = card["calibration"]

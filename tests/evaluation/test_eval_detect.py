@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_module
 from PIL import Image
 from skimage import data as skdata
 
@@ -203,14 +204,14 @@ def _tiny_benchmark(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, run_evaluation):
+def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch):
     weights = tmp_path / "weights"
     _write_weights(weights, ["detector-canny", "detector-rgb"])
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(weights))
     data = _tiny_benchmark(tmp_path / "data")
     out = tmp_path / "out"
     argv = ["--data", str(data), "--sets", "Set14", "--limit", "1", "--out-dir", str(out), "--name", "t"]
-    done = run_evaluation("eval_detect", *argv)
+    done = run_module("evaluation.eval_detect", *argv)
     assert done.returncode == 0, done.stderr
     for f in ("t.json", "t.md", "t_cm_canny.png", "t_cm_rgb.png"):
         assert (out / f).is_file(), f
@@ -244,7 +245,7 @@ def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, run_evaluation):
     with Image.open(out / "t_cm_canny.png") as im:
         assert im.size == (480, 400)
     # The same benchmark on a second run: identical truth, image by image.
-    again = run_evaluation("eval_detect", *argv, "--methods", "canny", "--name", "t2")
+    again = run_module("evaluation.eval_detect", *argv, "--methods", "canny", "--name", "t2")
     assert again.returncode == 0, again.stderr
     again = json.loads((out / "t2.json").read_text())["methods"]["canny"]["images"]
     keep = ("slice", "label", "block_size_true", "recipe", "probability")
@@ -252,11 +253,11 @@ def test_end_to_end_on_a_tiny_benchmark(tmp_path, monkeypatch, run_evaluation):
     assert [{k: r[k] for k in keep} for r in again] == [{k: r[k] for k in keep} for r in first]
 
 
-def test_missing_weights_are_skipped_not_fatal(tmp_path, monkeypatch, run_evaluation):
+def test_missing_weights_are_skipped_not_fatal(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(tmp_path / "no-weights-here"))
     data = _tiny_benchmark(tmp_path / "data")
     out = tmp_path / "out"
-    done = run_evaluation("eval_detect", "--data", data, "--sets", "Set14", "--limit", "1", "--out-dir", out)
+    done = run_module("evaluation.eval_detect", "--data", data, "--sets", "Set14", "--limit", "1", "--out-dir", out)
     assert done.returncode == 0, done.stderr
     assert "skipping canny" in done.stderr
     report = json.loads((out / "detect.json").read_text())
@@ -272,8 +273,8 @@ def test_missing_set_is_a_clear_error(tmp_path):
         ed.find_photos(data, ["Kodak24"], 0)
 
 
-def test_missing_set_fails_the_command(tmp_path, run_evaluation):
+def test_missing_set_fails_the_command(tmp_path):
     data = _tiny_benchmark(tmp_path / "data")
-    done = run_evaluation("eval_detect", "--data", data, "--sets", "Kodak24", "--out-dir", tmp_path / "o")
+    done = run_module("evaluation.eval_detect", "--data", data, "--sets", "Kodak24", "--out-dir", tmp_path / "o")
     assert done.returncode == 2 and "Kodak24" in done.stderr
     assert not (tmp_path / "o").exists()

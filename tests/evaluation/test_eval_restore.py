@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run_module, write_random_weights
 from skimage import data as skdata
 
 import deepclarity.eval.restore as er
@@ -40,13 +41,13 @@ def test_prototype_correction_keeps_the_size():
 
 
 @pytest.mark.slow
-def test_eval_restore_writes_the_table_and_rows(tmp_path, run_evaluation):
+def test_eval_restore_writes_the_table_and_rows(tmp_path):
     bench = tmp_path / "benchmark" / "Set14"
     bench.mkdir(parents=True)
     write_image(bench / "a.png", skdata.astronaut()[:128, 64:192])
     write_image(bench / "b.png", skdata.chelsea()[:128, :160])
     out = tmp_path / "results"
-    done = run_evaluation("eval_restore", "--data", tmp_path, "--sets", "Set14", "--generators", "mobilesr",
+    done = run_module("evaluation.eval_restore", "--data", tmp_path, "--sets", "Set14", "--generators", "mobilesr",
                           "--name", "t", "--out-dir", out)
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "t.json").read_text())
@@ -64,8 +65,7 @@ def test_eval_restore_writes_the_table_and_rows(tmp_path, run_evaluation):
 
 
 @pytest.mark.slow
-def test_select_restore_variant_compares_on_validation_photos(tmp_path, run_evaluation):
-    from helpers import write_random_weights
+def test_select_restore_variant_compares_on_validation_photos(tmp_path):
 
     folder = tmp_path / "data" / "train" / "mini"
     folder.mkdir(parents=True)
@@ -75,7 +75,7 @@ def test_select_restore_variant_compares_on_validation_photos(tmp_path, run_eval
     assert any(is_validation(p, tmp_path / "data") for p in folder.iterdir())
     variant = write_random_weights(tmp_path / "w", ("mobilesr-pixel",), card={"degradation": "nearest"})
     out = tmp_path / "results"
-    done = run_evaluation("select_restore_variant", "--variant", variant / "mobilesr-pixel.safetensors",
+    done = run_module("evaluation.select_restore_variant", "--variant", variant / "mobilesr-pixel.safetensors",
                           "--data", tmp_path / "data", "--subsets", "mini", "--images", "2", "--crop", "64",
                           "--name", "v", "--out-dir", out)
     assert done.returncode == 0, done.stderr
@@ -87,8 +87,8 @@ def test_select_restore_variant_compares_on_validation_photos(tmp_path, run_eval
         assert plain > inp and plain > random_variant  # the shipped generator beats random weights
 
 
-def test_select_restore_variant_without_validation_photos_says_so(tmp_path, run_evaluation):
+def test_select_restore_variant_without_validation_photos_says_so(tmp_path):
     (tmp_path / "data" / "train").mkdir(parents=True)
-    done = run_evaluation("select_restore_variant", "--variant", tmp_path / "none.safetensors",
+    done = run_module("evaluation.select_restore_variant", "--variant", tmp_path / "none.safetensors",
                           "--data", tmp_path / "data", "--subsets", "missing")
     assert done.returncode == 1 and "no folder missing" in done.stderr

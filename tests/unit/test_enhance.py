@@ -114,7 +114,7 @@ def test_bicubic_mode_is_matlab_imresize(dtype, photo):
 
 @pytest.mark.parametrize("model", ["mobilesr", "minisrresnet"])
 def test_tiled_inference_matches_whole_image(model, monkeypatch):
-    """The issue's bound: tiling changes PSNR against the ground truth by at most 0.01 dB."""
+    """Tiling changes PSNR against the ground truth by at most 0.01 dB."""
     gt = np.ascontiguousarray(skdata.astronaut()[80:464, 120:440])  # 384x320 HR
     lr = imresize(gt, 0.25)
     assert lr.shape == (96, 80, 3)
