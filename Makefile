@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 PYTEST_ARGS ?=
+# Optional extras `make` installs with the package (pyproject.toml [project.optional-dependencies]).
+EXTRAS ?= dev,onnx
 # The browser tests (tests/e2e/test_browser.py) drive Debian's Chromium through Playwright; Playwright's
 # own browser download does not work here. `make test` installs the two packages when missing.
 CHROMIUM := /usr/bin/chromium
@@ -28,7 +30,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt -e '.[$(EXTRAS)]'
 	@touch $@
 
 install: $(STAMP)

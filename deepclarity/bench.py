@@ -52,6 +52,22 @@ def median_time(fn, repeats: int, sync=None) -> float:
     return statistics.median(times)
 
 
+def fastest_time(fn, repeats: int, sync=None) -> float:
+    """Fastest seconds of ``fn()`` over ``repeats`` runs after one warm-up: on a shared machine the
+    fastest run is the one least disturbed by other work."""
+    fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def _sample_photos(data: str | None) -> list[np.ndarray]:
     from .io import read_rgb
 
@@ -158,10 +174,25 @@ def sr_bench_models() -> tuple[str, ...]:
     return tuple(s.name for s in sorted(specs, key=lambda s: (s.is_network, not s.shipped)))
 
 
-def _sr_upscaler(name: str, device):
-    """The :class:`~deepclarity.enhance.Upscaler` timed for ``name`` on ``device`` and what its
-    weights are: the shipped ones when present, else the architecture as initialised (speed does
-    not depend on the weights; the prototype designs have none)."""
+#: The CPU options ``bench sr`` times for each network: ``<backend>-<precision>``.
+CPU_OPTIONS = ("torch-fp32", "torch-bf16", "onnx-fp32")
+
+
+def cpu_options() -> list[str]:
+    """:data:`CPU_OPTIONS` that can run here: bf16 only on a CPU with native bf16, onnx only with
+    the onnx extra installed."""
+    from .export import onnx_available
+    from .runtime import cpu_has_native_bf16
+
+    return [o for o in CPU_OPTIONS if (o != "torch-bf16" or cpu_has_native_bf16())
+            and (not o.startswith("onnx-") or onnx_available())]
+
+
+def _sr_upscaler(name: str, device, option: str = "torch-fp32"):
+    """The :class:`~deepclarity.enhance.Upscaler` timed for ``name`` on ``device`` with ``option``
+    (``<backend>-<precision>``; on CUDA the default fp16 autocast) and what its weights are: the
+    shipped ones when present, else the architecture as initialised (speed does not depend on the
+    weights; the prototype designs have none)."""
     from .enhance import Upscaler
     from .models import create_model, get_spec
     from .runtime import prepare_model
@@ -169,21 +200,31 @@ def _sr_upscaler(name: str, device):
     spec = get_spec(name)
     if spec.task != "sr":
         raise DeepClarityError(f"{name} is not a super-resolution model")
-    fp32 = device.type != "cuda"
+    backend, precision = option.split("-", 1) if device.type == "cpu" else ("torch", "fp16")
     if not spec.is_network:
         return Upscaler(spec.name, device=device, tile=0), "n/a"
     if spec.has_weights:
-        return Upscaler(spec.name, device=device, fp32=fp32, tile=0), "trained"
+        return Upscaler(spec.name, device=device, tile=0, precision=precision, backend=backend), "trained"
     module = prepare_model(create_model(spec.name, pretrained=False), device)
-    return Upscaler.from_module(module, name=spec.name, device=device, fp32=fp32, tile=0), "architecture only"
+    if backend == "onnx":
+        import tempfile
+
+        from .export import OnnxModule, export_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            module = OnnxModule(export_onnx(module, Path(tmp) / f"{spec.name}.onnx"))
+    return Upscaler.from_module(module, name=spec.name, device=device, tile=0, precision=precision), \
+        "architecture only"
 
 
 def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str = "auto", repeats: int = 3,
-             frame: tuple[int, int] = SR_FRAME) -> dict:
+             frame: tuple[int, int] = SR_FRAME, options: list[str] | None = None) -> dict:
     """Seconds per ``frame`` (H, W) input upscaled x4, whole frame at once, through
     :meth:`Upscaler.upscale_array <deepclarity.enhance.Upscaler.upscale_array>` (a ``uint8`` frame in,
-    a ``uint8`` frame out: conversions and transfers included): always on the CPU (float32, the
-    configured threads) and, for networks where CUDA is present and asked for, in fp16 on the GPU.
+    a ``uint8`` frame out: conversions and transfers included), the fastest of ``repeats`` runs after
+    a warm-up: on the CPU (the configured threads) for each of ``options`` (default
+    :func:`cpu_options`: PyTorch fp32, PyTorch bf16 autocast, onnxruntime fp32) and, for networks
+    where CUDA is present and asked for, in fp16 on the GPU.
 
     ``models``: registry names (default: :func:`sr_bench_models`).
     """
@@ -193,26 +234,28 @@ def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str =
     from .runtime import select_device
 
     models = sr_bench_models() if models is None else models
+    options = cpu_options() if options is None else list(options)
     cuda = select_device(device)
-    devices = [torch.device("cpu")] + ([cuda] if cuda.type == "cuda" else [])
     rng = np.random.default_rng(0)
     lr = rng.integers(0, 256, (*frame, 3), dtype=np.uint8)
     rows = []
     for name in models:
         spec = get_spec(name)
-        row: dict = {"model": name, "params": spec.num_params, "weights": "n/a", "cpu_s": None,
-                     "cuda_fp16_fps": None}
+        row: dict = {"model": name, "params": spec.num_params, "weights": "n/a", "cpu_s": {}, "cuda_fp16_fps": None}
         if spec.is_network:
             row["size_mb_fp32"] = row["params"] * 4 / 1e6
-        for dev in devices if spec.is_network else devices[:1]:
-            upscaler, row["weights"] = _sr_upscaler(name, dev)
-            fp16 = upscaler.fp16
+        runs = [(torch.device("cpu"), o) for o in (options if spec.is_network else options[:1])]
+        if spec.is_network and cuda.type == "cuda":
+            runs.append((cuda, "torch-fp16"))
+        for dev, option in runs:
+            upscaler, row["weights"] = _sr_upscaler(name, dev, option)
             sync = torch.cuda.synchronize if dev.type == "cuda" else None
-            seconds = median_time(lambda: upscaler.upscale_array(lr), repeats if not fp16 else max(repeats, 10), sync)
+            seconds = fastest_time(lambda: upscaler.upscale_array(lr), repeats if dev.type == "cpu" else max(repeats, 10),
+                                   sync)
             if dev.type == "cuda":
                 row["cuda_fp16_fps"] = 1.0 / seconds
             else:
-                row["cpu_s"] = seconds
+                row["cpu_s"][option if spec.is_network else "torch-fp32"] = seconds
         rows.append(row)
     return {
         "benchmark": "sr",
@@ -220,23 +263,28 @@ def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str =
         "cpu": hardware(torch.device("cpu")),
         "cuda": hardware(cuda) if cuda.type == "cuda" else None,
         "repeats": repeats,
+        "options": options,
         "rows": rows,
     }
 
 
 def format_bench_sr(result: dict) -> str:
-    """A markdown table: one row per model, CPU seconds/frame and frames/s, CUDA fp16 frames/s."""
+    """A markdown table: one row per model, CPU seconds/frame for each option, CUDA fp16 frames/s."""
     cuda = result["cuda"]
+    options = result["options"]
     lines = [
         f"x4 super-resolution, one {result['frame']} frame, whole frame at once through Upscaler.upscale_array "
-        f"(uint8 in and out); median of {result['repeats']} runs after a warm-up",
-        f"CPU: {result['cpu']}, float32" + (f"; GPU: {cuda}, fp16 autocast" if cuda else "; GPU: none present"),
+        f"(uint8 in and out); fastest of {result['repeats']} runs after a warm-up",
+        f"CPU: {result['cpu']}" + (f"; GPU: {cuda}, fp16 autocast" if cuda else "; GPU: none present"),
         "",
-        "| model | params | weights | CPU s/frame | CPU frames/s | GPU fp16 frames/s |",
-        "|---|---|---|---|---|---|",
+        "| model | params | MB (fp32) | weights | " + " | ".join(f"CPU s/frame {o}" for o in options)
+        + " | GPU fp16 frames/s |",
+        "|---|---|---|---|" + "---|" * len(options) + "---|",
     ]
     for r in result["rows"]:
         params = f"{r['params']:,}" if r["params"] else "-"
+        size = f"{r['size_mb_fp32']:.3f}" if r.get("size_mb_fp32") else "-"
+        cpu = [f"{r['cpu_s'][o]:.3f}" if o in r["cpu_s"] else "-" for o in options]
         gpu = f"{r['cuda_fp16_fps']:.1f}" if r["cuda_fp16_fps"] else "n/a"
-        lines.append(f"| {r['model']} | {params} | {r['weights']} | {r['cpu_s']:.3f} | {1 / r['cpu_s']:.2f} | {gpu} |")
+        lines.append(f"| {r['model']} | {params} | {size} | {r['weights']} | " + " | ".join(cpu) + f" | {gpu} |")
     return "\n".join(lines)

@@ -142,8 +142,10 @@ class Upscaler:
     """
 
     def __init__(self, model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
-                 tile: int | None = None, tile_pad: int = 16, weights: str | os.PathLike | None = None) -> None:
-        from .models import create_model, get_spec
+                 tile: int | None = None, tile_pad: int = 16, weights: str | os.PathLike | None = None,
+                 precision: str | None = None, backend: str | None = None) -> None:
+        from .inference import choose_inference
+        from .models import create_model, get_spec, read_card
         from .runtime import prepare_model, select_device
 
         dev = select_device(device)
@@ -152,14 +154,27 @@ class Upscaler:
             raise DeepClarityError(f"{spec.name} is not a x{SCALE} super-resolution model")
         if weights is not None and not spec.is_network:
             raise DeepClarityError(f"{spec.name} is not a network; it takes no weight file")
-        module = prepare_model(create_model(spec.name, weights=weights), dev) if spec.is_network else None
+        card = (read_card(weights) if weights is not None else spec.card) if spec.is_network else None
+        #: The precision and backend in use, and why (:func:`deepclarity.inference.choose_inference`).
+        self.inference = choose_inference(card, dev, "fp32" if fp32 and not precision else precision, backend,
+                                          is_network=spec.is_network)
+        module = None
+        if spec.is_network and self.inference.backend == "onnx":
+            from .export import OnnxModule, cached_onnx
+
+            module = OnnxModule(cached_onnx(spec.name, weights if weights is not None else spec.weights_path))
+        elif spec.is_network:
+            module = prepare_model(create_model(spec.name, weights=weights), dev)
         self._setup(spec.name, dev, fp32, tile, tile_pad, module, spec.function, spec.degradation)
+        self.precision = self.inference.precision
+        self.fp16 = self.precision == "fp16"
         #: The registry entry behind this upscaler (``None`` for :meth:`from_module`).
         self.spec = spec
 
     @classmethod
     def from_module(cls, module: "nn.Module", *, name: str = "module", device=None, fp32: bool = True,
-                    tile: int | None = 0, tile_pad: int = 16, degradation: str | None = "bicubic") -> "Upscaler":
+                    tile: int | None = 0, tile_pad: int = 16, degradation: str | None = "bicubic",
+                    precision: str | None = None) -> "Upscaler":
         """An upscaler around a x4 ``module`` that is not (or not yet) in the registry: training
         validates its generator through the same path as ``deepclarity enhance`` and ``eval sr``.
 
@@ -173,6 +188,7 @@ class Upscaler:
             fp32: no fp16 autocast on CUDA (default: full precision).
             tile, tile_pad: as for the constructor (default: the whole image at once).
             degradation: what its low-resolution training images were (:attr:`trained_on`).
+            precision: ``"bf16"``/``"fp16"`` autocast instead of ``fp32``'s choice.
         """
         import torch
 
@@ -184,6 +200,11 @@ class Upscaler:
         self = cls.__new__(cls)
         self._setup(name, select_device(device), fp32, tile, tile_pad, module, None, degradation)
         self.spec = None
+        from .inference import InferenceChoice
+
+        if precision not in (None, "auto"):
+            self.precision, self.fp16 = precision, precision == "fp16"
+        self.inference = InferenceChoice(self.precision, "torch", "a module given directly")
         return self
 
     def _setup(self, name: str, device, fp32: bool, tile: int | None, tile_pad: int,
@@ -198,6 +219,8 @@ class Upscaler:
         self.name = name
         self.device = device
         self.fp16 = use_fp16(device, fp32)
+        #: Autocast precision of the forward pass (``fp32``, ``bf16`` or ``fp16``).
+        self.precision = "fp16" if self.fp16 else "fp32"
         self.tile, self.tile_pad = tile, tile_pad
         #: The network (``None`` for a function entry such as ``bicubic``).
         self.model = module
@@ -226,7 +249,7 @@ class Upscaler:
 
         x = image_to_tensor(img)
         with self._lock, _evaluating(self.model):
-            out = run_model(self.model, x, scale=SCALE, device=self.device, fp16=self.fp16,
+            out = run_model(self.model, x, scale=SCALE, device=self.device, precision=self.precision,
                             tile=self.tile_for(*img.shape[:2]), tile_pad=self.tile_pad)
         return tensor_to_image(out, img.dtype)
 
@@ -275,17 +298,22 @@ _UPSCALERS = ModelCache("upscalers")
 
 
 def load_upscaler(model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
-                  tile: int | None = None, tile_pad: int = 16) -> Upscaler:
+                  tile: int | None = None, tile_pad: int = 16, precision: str | None = None,
+                  backend: str | None = None) -> Upscaler:
     """A shared :class:`Upscaler`: each model is loaded once per process and resolved device (the
     apps call this per request), and again only when its weight file is replaced (e.g. by a
-    training run); see :mod:`deepclarity.cache`."""
+    training run); see :mod:`deepclarity.cache`. ``precision``/``backend`` ``None`` follow the
+    process defaults (:mod:`deepclarity.inference`)."""
     from .cache import device_key, registry_identity
+    from .inference import default_backend, default_precision
     from .models import get_spec
 
     name = get_spec(model).name
     dev = device_key(device)
-    return _UPSCALERS.load((name, dev, fp32, tile, tile_pad), registry_identity(name),
-                           lambda: Upscaler(name, device=dev, fp32=fp32, tile=tile, tile_pad=tile_pad))
+    precision, backend = precision or default_precision(), backend or default_backend()
+    return _UPSCALERS.load((name, dev, fp32, tile, tile_pad, precision, backend), registry_identity(name),
+                           lambda: Upscaler(name, device=dev, fp32=fp32, tile=tile, tile_pad=tile_pad,
+                                            precision=precision, backend=backend))
 
 
 def output_path(src: Path, outdir: Path, *, suffix: str, ext: str = "auto", has_alpha: bool = False) -> Path:

@@ -189,20 +189,23 @@ class Restorer:
             its restoration variant when one is shipped (:func:`restoration_model`), images left
             clean but enhanced through ``model`` itself.
         method: the detector (``"canny"`` or ``"rgb"``).
-        device, fp32, tile, tile_pad: as for :class:`deepclarity.enhance.Upscaler`.
+        device, fp32, tile, tile_pad, precision, backend: as for :class:`deepclarity.enhance.Upscaler`
+            (the generators; the detector keeps its own precision).
         threshold: the detector's threshold (default: the calibrated one in its model card).
         sharpen: default unsharp-mask amount for :meth:`restore` (0 = off).
     """
 
     def __init__(self, model: str = DEFAULT_UPSCALER, *, method: str = "canny", device: str = "auto",
                  fp32: bool = False, tile: int | None = None, tile_pad: int = 16,
-                 threshold: float | None = None, sharpen: float = 0.0) -> None:
+                 threshold: float | None = None, sharpen: float = 0.0, precision: str | None = None,
+                 backend: str | None = None) -> None:
         from .detect import load_detector
 
         self.sharpen = _checked_amount(sharpen)
-        self.upscaler = load_upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad)
+        self.upscaler = load_upscaler(model, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad,
+                                      precision=precision, backend=backend)
         self.grid_upscaler = load_upscaler(restoration_model(model), device=device, fp32=fp32, tile=tile,
-                                           tile_pad=tile_pad)
+                                           tile_pad=tile_pad, precision=precision, backend=backend)
         self.detector = load_detector(method, device=device, fp32=fp32, threshold=threshold)
 
     @property
@@ -372,14 +375,18 @@ _RESTORERS = ModelCache("restorers")
 
 def load_restorer(model: str = DEFAULT_UPSCALER, *, method: str = "canny", device: str = "auto",
                   fp32: bool = False, tile: int | None = None, tile_pad: int = 16,
-                  threshold: float | None = None, sharpen: float = 0.0) -> Restorer:
+                  threshold: float | None = None, sharpen: float = 0.0, precision: str | None = None,
+                  backend: str | None = None) -> Restorer:
     """A shared :class:`Restorer` per setting and resolved device (its detector and generators are
     shared too), rebuilt when one of their weight files changes (:mod:`deepclarity.cache`)."""
     from .cache import device_key, registry_identity
+    from .inference import default_backend, default_precision
     from .models import detector_methods
 
     dev = device_key(device)
-    key = (model.lower(), method, dev, fp32, tile, tile_pad, threshold, sharpen)
+    precision, backend = precision or default_precision(), backend or default_backend()
+    key = (model.lower(), method, dev, fp32, tile, tile_pad, threshold, sharpen, precision, backend)
     identity = registry_identity(model.lower(), restoration_model(model), detector_methods().get(method))
     return _RESTORERS.load(key, identity, lambda: Restorer(model, method=method, device=dev, fp32=fp32, tile=tile,
-                                                           tile_pad=tile_pad, threshold=threshold, sharpen=sharpen))
+                                                           tile_pad=tile_pad, threshold=threshold, sharpen=sharpen,
+                                                           precision=precision, backend=backend))

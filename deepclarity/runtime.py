@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import DeviceError, ImageError
+from .inference import PRECISIONS
 
 __all__ = [
     "select_device",
@@ -117,10 +118,6 @@ def use_fp16(device: torch.device, fp32: bool = False) -> bool:
     return device.type == "cuda" and not fp32
 
 
-#: Precision names accepted by ``--precision`` (training and inference).
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays."""
     try:
@@ -200,14 +197,13 @@ def to_model_input(x: Tensor, device: torch.device, channels_last: bool) -> Tens
 
 
 @contextlib.contextmanager
-def inference_mode(device: torch.device, fp16: bool) -> Iterator[None]:
-    """``torch.inference_mode`` plus fp16 autocast when ``fp16`` (CUDA only)."""
-    with torch.inference_mode():
-        if fp16 and device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.float16):
-                yield
-        else:
-            yield
+def inference_mode(device: torch.device, fp16: bool = False, precision: str | None = None) -> Iterator[None]:
+    """``torch.inference_mode`` plus autocast: ``precision`` ``"bf16"``/``"fp16"``, or (when
+    ``precision`` is ``None``) fp16 when ``fp16`` on CUDA."""
+    if precision is None:
+        precision = "fp16" if fp16 and device.type == "cuda" else "fp32"
+    with torch.inference_mode(), autocast(device, precision):
+        yield
 
 
 def image_to_tensor(img: np.ndarray) -> Tensor:
@@ -262,6 +258,7 @@ def run_model(
     fp16: bool = False,
     tile: int = 0,
     tile_pad: int = 16,
+    precision: str | None = None,
 ) -> Tensor:
     """Apply an image-to-image ``model`` (output ``scale`` times larger) to ``x``, tiled if asked.
 
@@ -273,6 +270,7 @@ def run_model(
         fp16: autocast to half precision (honoured on CUDA only).
         tile: tile side in input pixels; 0 = whole image at once.
         tile_pad: context in input pixels read around each tile and then discarded.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast; overrides ``fp16`` when given.
 
     Returns:
         ``(B, C', H*scale, W*scale)`` float32 on the CPU (assembled there, so GPU memory stays
@@ -284,7 +282,7 @@ def run_model(
     b, _, h, w = x.shape
     boxes = tile_boxes(h, w, tile)
     out: Tensor | None = None
-    with inference_mode(device, fp16):
+    with inference_mode(device, fp16, precision):
         for y0, y1, x0, x1 in boxes:
             py0, py1 = max(0, y0 - tile_pad), min(h, y1 + tile_pad)
             px0, px1 = max(0, x0 - tile_pad), min(w, x1 + tile_pad)

@@ -30,7 +30,7 @@ from deepclarity import __version__
 from deepclarity.bench import bench_sr
 from deepclarity.degrade import imresize
 from deepclarity.datasets import default_data_dir, find_benchmark_sets
-from deepclarity.eval.sr import evaluate_sr, format_sr_table, make_upscaler
+from deepclarity.eval.sr import evaluate_sr, format_sr_table, make_upscaler, split_variant
 from deepclarity.files import atomic_write
 from deepclarity.io import write_image
 from deepclarity.models import get_spec
@@ -93,16 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.sets:
         sets = [(n, f) for n, f in sets if n in set(args.sets)]
     results = evaluate_sr(sets, args.models, scale=args.scale, device=args.device, with_lpips=args.lpips)
-    speed = bench_sr(args.models, device="cpu") if args.speed and args.scale == 4 else None
-    facts = {r["model"]: r for r in speed["rows"]} if speed else None
+    names = list(dict.fromkeys(split_variant(m)[0] for m in args.models))
+    speed = bench_sr(names, device="cpu") if args.speed and args.scale == 4 else None
+    facts = None
+    if speed:
+        rows = {r["model"]: r for r in speed["rows"]}
+        facts = {}
+        for m in args.models:
+            name, precision, backend = split_variant(m)
+            facts[m] = {**rows[name], "cpu_s": rows[name]["cpu_s"].get(f"{backend}-{precision}")}
     command = "python evaluation/eval_sr.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     env = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "
            f"{torch.get_num_threads()} CPU threads, device {args.device}")
-    trained = [m for m in args.models if get_spec(m).is_network]
+    trained = [m for m in names if get_spec(m).is_network]
     if trained:
         env += "; weights sha256: " + ", ".join(f"{m} {get_spec(m).card['sha256'][:16]}" for m in trained)
     if speed:
-        env += f"; speed: {speed['cpu']}, float32, one {speed['frame']} frame, median of {speed['repeats']} runs"
+        env += (f"; speed: {speed['cpu']}, one {speed['frame']} frame, fastest of {speed['repeats']} runs, "
+                "precision and backend as in the model column (@bf16: bf16 autocast, @onnx: onnxruntime)")
     table = format_sr_table(results, scale=args.scale, facts=facts)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write(RESULTS / f"{args.name}.md", f"`{command}`\n\n{table}\n\n{env}\n".encode())

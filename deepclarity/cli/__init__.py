@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "images",    # enhance, restore
     "bench",     # bench detect|sr
     "evaluate",  # eval sr
+    "export",    # export MODEL --format onnx
 )
 
 

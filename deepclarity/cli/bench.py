@@ -56,15 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     defaults = sr_bench_models()
     p = bench_sub.add_parser(
         "sr", help="SR entries: seconds per 480x270 -> 1920x1080 frame on the CPU (and GPU fp16 frames/s)",
-        description="Median of repeated runs after a warm-up, whole frame at once, through the same upscaler "
-                    "as deepclarity enhance (uint8 frame in and out). The CPU figure is always measured "
-                    "(float32, --threads); with a CUDA GPU present, fp16 frames/s of the networks too. Models "
-                    "without trained weights (the prototype designs) are timed as initialised.",
+        description="Fastest of repeated runs after a warm-up, whole frame at once, through the same upscaler "
+                    "as deepclarity enhance (uint8 frame in and out). On the CPU (--threads) each network runs "
+                    "in PyTorch fp32, PyTorch bf16 autocast (CPUs with native bf16) and onnxruntime fp32 "
+                    "(with the onnx extra); with a CUDA GPU present, fp16 frames/s of the networks too. "
+                    "Models without trained weights (the prototype designs) are timed as initialised.",
     )
     p.add_argument("--models", nargs="+", default=list(defaults), metavar="NAME",
                    help="registered SR entries, space or comma separated (default: " + " ".join(defaults) + ")")
     p.add_argument("--device", default="auto", help="auto or cuda adds the GPU figure; cpu only the CPU")
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median reported)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (fastest reported)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_bench)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import DeepClarityError
 from .common import EXIT_OK, EXIT_PARTIAL, expand_inputs, format_records, refuse_report_over_input, write_output
@@ -32,7 +33,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     from ..detect import load_detector
 
+    from .engine import check_local, input_list_paths, run_detect_ray, write_records
+
     files = expand_inputs(args.paths, args.recursive)
+    if args.engine == "ray":
+        args.format = args.format or "jsonl"
+        if not files and not args.input_list:
+            raise DeepClarityError("no input images found")
+        refuse_report_over_input(args.output, {f.resolve() for f in files}, "-o")
+        return run_detect_ray(args, files)
+    check_local(args)
+    args.format = args.format or "table"
+    files = list(dict.fromkeys(files + [Path(p) for p in input_list_paths(args)]))
     if not files:
         raise DeepClarityError("no input images found")
     refuse_report_over_input(args.output, {f.resolve() for f in files}, "-o")
@@ -40,7 +52,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                              max_tiles=args.tiles)
     records = []
     show = len(files) > 1 and not args.quiet
-    for path, found in tqdm(detector.detect_files(files), total=len(files), desc="detect", unit="img",
+    for path, found in tqdm(detector.detect_files(files, workers=args.workers), total=len(files), desc="detect", unit="img",
                             disable=None if show else True, file=sys.stderr):
         record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None,
                   "phase": None, "method": args.method, "error": None}
@@ -58,7 +70,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     else:  # JSON carries the grid phase and the method as well
         columns = ["path", "pixelated", "probability", "block_size", "phase", "method", "error"]
     rows = [{k: r.get(k) for k in columns} for r in records]
-    write_output(format_records(rows, args.format, columns), args.output)
+    if args.format == "jsonl":
+        write_records(rows, "jsonl", args.output, columns)
+    else:
+        write_output(format_records(rows, args.format, columns), args.output)
     failed = sum(1 for r in records if r["error"])
     if failed:
         print(f"deepclarity: {failed} of {len(records)} inputs failed", file=sys.stderr)
@@ -66,12 +81,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from .engine import FORMATS, add_engine_arguments
+
     p = sub.add_parser(
         "detect", help="tell whether images are pixelated (and the block size)",
         description="One record per input: path, pixelated, probability, block_size, error. A bad "
                     "file gets an error record and the rest are still processed (exit code 1).",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="image files and/or folders (or --input-list)")
     p.add_argument("-r", "--recursive", action="store_true", help="also look inside sub-folders")
     add_method_argument(p)
     p.add_argument("--threshold", type=float, default=None,
@@ -79,7 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tiles", type=int, default=24, help="crops read per image, the region map's cells (default 24)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--fp32", action="store_true", help="no fp16 autocast on CUDA")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="table (default), json, csv, jsonl (JSON lines; the default with --engine ray) or "
+                        "parquet (--engine ray: a Parquet dataset at -o)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_detect)

@@ -22,6 +22,7 @@ from ..io import read_image, to_uint8
 from ..metrics import detail_ratio, lpips, lpips_available, psnr_y, ssim_y
 
 __all__ = [
+    "split_variant",
     "make_upscaler",
     "SetResult",
     "evaluate_sr",
@@ -31,9 +32,22 @@ __all__ = [
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
 
 
+def split_variant(method: str) -> tuple[str, str, str]:
+    """``"name[@bf16|@fp16|@fp32|@onnx]"`` -> ``(name, precision, backend)``; no suffix is fp32
+    PyTorch, so a table never depends on what ``auto`` would pick."""
+    name, _, option = method.partition("@")
+    option = option.lower() or "fp32"
+    if option == "onnx":
+        return name, "fp32", "onnx"
+    if option not in ("fp32", "bf16", "fp16"):
+        raise DeepClarityError(f"{method}: unknown option @{option} (use @fp32, @bf16, @fp16 or @onnx)")
+    return name, option, "torch"
+
+
 def make_upscaler(method: str, scale: int = 4, *, device: str = "cpu", fp32: bool = False,
                   tile: int = 0, tile_pad: int = 16) -> UpscaleFn:
-    """A function ``uint8 HxWx3 LR -> uint8 HxWx3 SR`` for a registered SR entry (``bicubic`` included).
+    """A function ``uint8 HxWx3 LR -> uint8 HxWx3 SR`` for a registered SR entry (``bicubic`` included),
+    optionally with a precision or backend suffix (:func:`split_variant`: ``minisrresnet@bf16``).
 
     It is :meth:`deepclarity.enhance.Upscaler.upscale_array`: the pixels ``deepclarity enhance``
     writes. A function entry asked for another scale than its own (``bicubic`` x2, x3) runs its
@@ -46,14 +60,18 @@ def make_upscaler(method: str, scale: int = 4, *, device: str = "cpu", fp32: boo
     from ..enhance import Upscaler
     from ..models import get_spec
 
-    spec = get_spec(method)
+    name, precision, backend = split_variant(method)
+    spec = get_spec(name)
     if spec.task != "sr":
-        raise DeepClarityError(f"{method} is a {spec.task} model, not a super-resolution model")
+        raise DeepClarityError(f"{name} is a {spec.task} model, not a super-resolution model")
     if spec.scale != scale:
         if spec.is_network:
-            raise DeepClarityError(f"{method} upscales x{spec.scale}, but --scale is {scale}")
+            raise DeepClarityError(f"{name} upscales x{spec.scale}, but --scale is {scale}")
         return lambda lr: spec.function(lr, scale)
-    return Upscaler(spec.name, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad).upscale_array
+    if "@" not in method:  # no suffix: as before (fp16 autocast on CUDA unless fp32)
+        return Upscaler(spec.name, device=device, fp32=fp32, tile=tile, tile_pad=tile_pad).upscale_array
+    return Upscaler(spec.name, device=device, tile=tile, tile_pad=tile_pad, precision=precision,
+                    backend=backend).upscale_array
 
 
 @dataclass

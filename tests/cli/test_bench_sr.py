@@ -13,15 +13,19 @@ from deepclarity.models import get_spec
 
 
 def test_bench_sr_rows_on_a_small_frame():
-    res = bench_sr(["bicubic", "mobilesr-seed"], device="cpu", repeats=1, frame=(24, 40))
+    res = bench_sr(["bicubic", "mobilesr-seed"], device="cpu", repeats=1, frame=(24, 40),
+                   options=["torch-fp32", "torch-bf16"])
     assert res["frame"] == "40x24 -> 160x96"
     assert res["cuda"] is None  # asked for the CPU only
     bic, seed = res["rows"]
-    assert bic["model"] == "bicubic" and bic["params"] == 0 and bic["cpu_s"] > 0
+    assert bic["model"] == "bicubic" and bic["params"] == 0 and set(bic["cpu_s"]) == {"torch-fp32"}
+    assert bic["cpu_s"]["torch-fp32"] > 0
     assert seed["params"] == get_spec("mobilesr-seed").num_params == 121222
+    assert set(seed["cpu_s"]) == {"torch-fp32", "torch-bf16"} and min(seed["cpu_s"].values()) > 0
     assert seed["weights"] == "architecture only" and seed["size_mb_fp32"] == pytest.approx(121222 * 4 / 1e6)
     table = format_bench_sr(res)
-    assert "| mobilesr-seed | 121,222 | architecture only |" in table
+    assert "| mobilesr-seed | 121,222 | 0.485 | architecture only |" in table
+    assert "CPU s/frame torch-bf16" in table and "| bicubic | - | - | n/a |" in table
     assert "GPU: none present" in table and "threads" in table
 
 
