@@ -288,3 +288,66 @@ def format_bench_sr(result: dict) -> str:
         gpu = f"{r['cuda_fp16_fps']:.1f}" if r["cuda_fp16_fps"] else "n/a"
         lines.append(f"| {r['model']} | {params} | {size} | {r['weights']} | " + " | ".join(cpu) + f" | {gpu} |")
     return "\n".join(lines)
+
+
+def bench_train(models: list[str] | None = None, *, precisions: list[str] | None = None, batch: int = 16,
+                patch: int = 32, repeats: int = 3) -> dict:
+    """Training throughput on the CPU: patches per second of one optimiser step (autocast forward,
+    L1 loss in fp32, backward, Adam on fp32 master weights) for each generator and precision, the
+    fastest of ``repeats`` steps after a warm-up step, so the training precision is chosen by
+    measurement. ``models``: registry networks (default: every x4 architecture, restoration
+    variants left out); ``precisions``: default fp32, and bf16 where the CPU computes it natively."""
+    import torch
+    import torch.nn.functional as F
+
+    from .models import create_model, list_models
+    from .runtime import autocast, cpu_has_native_bf16
+
+    cpu = torch.device("cpu")
+    if models is None:
+        models = [s.name for s in list_models("sr") if s.is_network and not s.is_restoration_variant
+                  and s.derived_from is None]
+    precisions = precisions or (["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"])
+    gen = torch.Generator().manual_seed(0)
+    lr = torch.rand(batch, 3, patch, patch, generator=gen)
+    hr = torch.rand(batch, 3, patch * 4, patch * 4, generator=gen)
+    rows = []
+    for name in models:
+        row: dict = {"model": name, "patches_per_s": {}}
+        for precision in precisions:
+            torch.manual_seed(0)
+            model = create_model(name, pretrained=False).train()
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+            def step() -> None:
+                with autocast(cpu, precision):
+                    out = model(lr)
+                loss = F.l1_loss(out.float(), hr)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            row["patches_per_s"][precision] = batch / fastest_time(step, repeats)
+        row["params"] = sum(p.numel() for p in create_model(name, pretrained=False).parameters())
+        rows.append(row)
+    return {"benchmark": "train", "cpu": hardware(cpu), "batch": batch, "patch_lr": patch,
+            "precisions": precisions, "repeats": repeats, "rows": rows}
+
+
+def format_bench_train(result: dict) -> str:
+    """A markdown table: patches/s per model and precision, and the speed-up over fp32."""
+    precisions = result["precisions"]
+    lines = [f"training step (autocast forward, L1, backward, Adam), batch {result['batch']} x "
+             f"{result['patch_lr']}x{result['patch_lr']} LR patches (x4 HR); fastest of {result['repeats']} steps "
+             "after a warm-up",
+             f"CPU: {result['cpu']}", "",
+             "| model | params (training form) | " + " | ".join(f"{p} patches/s" for p in precisions)
+             + (" | bf16 / fp32 |" if "bf16" in precisions and "fp32" in precisions else " |"),
+             "|---|---|" + "---|" * len(precisions) + ("---|" if "bf16" in precisions and "fp32" in precisions else "")]
+    for r in result["rows"]:
+        speeds = r["patches_per_s"]
+        cells = [f"{speeds[p]:.1f}" for p in precisions]
+        if "bf16" in speeds and "fp32" in speeds:
+            cells.append(f"{speeds['bf16'] / speeds['fp32']:.2f}x")
+        lines.append(f"| {r['model']} | {r['params']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -175,10 +175,13 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool | None = None) -> nn.Module:
-    """Eval mode, no gradients, BatchNorm folded into its convolution (:func:`fuse_batchnorm`), on
+    """Eval mode, no gradients, BatchNorm folded into its convolution (:func:`fuse_batchnorm`),
+    multi-branch blocks folded into one convolution (a model's ``fold()``, e.g. MobileSR-Rep), on
     ``device``, in channels_last memory when :func:`use_channels_last` says so (always on CUDA; on
     the CPU where a model measured faster)."""
     model = fuse_batchnorm(model.eval()).requires_grad_(False).to(device)
+    if callable(getattr(model, "fold", None)):  # re-parameterised networks: branches -> one conv
+        model.fold()
     if use_channels_last(device, channels_last):
         model = model.to(memory_format=torch.channels_last)
     return model

@@ -77,6 +77,7 @@ DEFAULT_SUBSETS = ["bsds400", "t91", "polyu40", "realsr16"]
 # Per-model defaults (registry names) sized for the CPU (a GPU run would pass a larger --patch and --batch).
 DEFAULTS = {
     "mobilesr": {"patch": 48, "batch": 16, "lr": 2e-3, "warmup": 500},
+    "mobilesr-rep": {"patch": 48, "batch": 16, "lr": 1e-3, "warmup": 500},
     "minisrresnet": {"patch": 32, "batch": 16, "lr": 5e-4, "warmup": 500},
     "minisrgan": {"patch": 32, "batch": 8, "lr": 1e-4, "warmup": 0},
 }
@@ -90,8 +91,9 @@ RUN_FIELDS = ("command", "steps", "samples", "batch", "patch_lr", "hardware", "p
 
 
 def trainable_models() -> list[str]:
-    """The registry's x4 generators that ship weights trained on the SR protocol (``--model``)."""
-    return [s.name for s in list_models("sr") if s.weights and s.scale == SCALE and s.degradation == "bicubic"]
+    """The registry's x4 networks trained on the SR protocol (``--model``): the shipped generators and
+    the architectures without a weight file yet (those need ``--out``)."""
+    return [s.name for s in list_models("sr") if s.is_network and s.scale == SCALE and s.degradation == "bicubic"]
 
 
 def restoration_variant(model: str) -> str:
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     restoration = args.degradation == "nearest"
     name = restoration_variant(args.model) if restoration else args.model
     out = args.out or get_spec(name).weights_path
+    if out is None:
+        raise SystemExit(f"{name} has no weight file in the registry yet; give --out FILE")
 
     train_paths, val_paths = split_images(args.data, args.subsets)
     if args.val_images:

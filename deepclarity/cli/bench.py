@@ -1,4 +1,4 @@
-"""``deepclarity bench detect|sr``: speed, with the conditions printed beside each figure."""
+"""``deepclarity bench detect|sr|train``: speed, with the conditions printed beside each figure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .detect import add_method_argument
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import bench_detect, bench_sr, format_bench, format_bench_sr
+    from ..bench import bench_detect, bench_sr, bench_train, format_bench, format_bench_sr, format_bench_train
 
     if args.bench_command == "detect":
         result = bench_detect(method=args.method, device=args.device, batch=args.batch, images=args.images,
@@ -21,6 +21,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.bench_command == "sr":
         result = bench_sr(split_names(args.models), device=args.device, repeats=args.repeats)
         body = format_bench_sr(result)
+    elif args.bench_command == "train":
+        result = bench_train(split_names(args.models) if args.models else None, precisions=args.precisions,
+                             batch=args.batch, patch=args.patch, repeats=args.repeats)
+        body = format_bench_train(result)
     else:  # pragma: no cover - argparse restricts the choices
         raise DeepClarityError(f"unknown benchmark {args.bench_command}")
     command = "deepclarity " + shlex.join(args.argv)
@@ -66,6 +70,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="registered SR entries, space or comma separated (default: " + " ".join(defaults) + ")")
     p.add_argument("--device", default="auto", help="auto or cuda adds the GPU figure; cpu only the CPU")
     p.add_argument("--repeats", type=int, default=3, help="timed repetitions (fastest reported)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_bench)
+
+    p = bench_sub.add_parser(
+        "train", help="generators' training throughput: patches/s per step in fp32 and bf16 autocast",
+        description="One optimiser step (autocast forward, L1 in fp32, backward, Adam on fp32 master weights) "
+                    "on random patches, fastest of repeated steps after a warm-up, per model and precision; "
+                    "bf16 is measured where the CPU computes it natively. Training uses --precision auto, "
+                    "which picks bf16 there.",
+    )
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="registered SR networks (default: every x4 architecture trained from scratch)")
+    p.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=None,
+                   help="default: fp32, and bf16 on CPUs with native bf16")
+    p.add_argument("--batch", type=int, default=16, help="patches per step (default %(default)s)")
+    p.add_argument("--patch", type=int, default=32, help="LR patch side; HR is 4x (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed steps (fastest reported)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_bench)

@@ -242,9 +242,11 @@ class RayJob:
             src = str(Path(input_list).resolve())
             if not Path(src).exists():
                 raise DeepClarityError(f"--input-list {input_list}: no such file")
+            # Reading a list of paths is light: its tasks take no CPU, so actors holding every CPU
+            # of the cluster never starve the reads that feed them.
             if is_parquet(src):
-                return ray.data.read_parquet(src, columns=["path"])
-            return ray.data.read_text(src).rename_columns({"text": "path"})
+                return ray.data.read_parquet(src, columns=["path"], num_cpus=0)
+            return ray.data.read_text(src, num_cpus=0).rename_columns({"text": "path"})
         items = [{"path": p} for p in paths] if rels is None else [{"path": p, "rel": r} for p, r in zip(paths, rels)]
         blocks = max(1, min(len(items), math.ceil(len(items) / self._batch)))
         return ray.data.from_items(items, override_num_blocks=blocks)

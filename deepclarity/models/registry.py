@@ -28,6 +28,7 @@ from ..errors import ModelError
 from .detector import build_detector
 from .discriminator import Discriminator
 from .mobilesr import MobileSR, MobileSRSeed
+from .repsr import MobileSRRep
 from .srresnet import MiniSRResNet
 from .weights import count_params, load_weights, read_card
 
@@ -221,6 +222,10 @@ register(ModelSpec("detector-rgb", "detect", lambda: build_detector("rgb"), 1, "
                    "method 1: MobileNetV3-small on RGB (baseline)", method="rgb"))
 register(ModelSpec("mobilesr", "sr", MobileSR, 4, "mobilesr.safetensors",
                    "MobileSR: inverted residuals at low resolution, bilinear path, x4"))
+# No weight file yet: ``python -m training.train_sr --model mobilesr-rep --out FILE`` trains it.
+register(ModelSpec("mobilesr-rep", "sr", MobileSRRep, 4, None,
+                   "MobileSR-Rep: plain 3x3 convolutions at low resolution, multi-branch in training and "
+                   "folded for inference, bilinear path, x4"))
 register(ModelSpec("mobilesr-seed", "sr", MobileSRSeed, 4, None,
                    "the prototype's MobileSR (upsampling convolutions at output resolution)"))
 register(ModelSpec("minisrresnet", "sr", MiniSRResNet, 4, "minisrresnet.safetensors",

@@ -10,12 +10,15 @@ Everything runs at the input resolution; a 3x3 convolution makes ``3 * scale^2``
 pixel shuffle turns into the residual added to a bilinear upsampling of the input (MobileSR's
 bilinear path). ``(B, 3, H, W)`` float32 in [0, 1] -> ``(B, 3, 4H, 4W)`` in about [0, 1].
 
-Weights are stored folded (one 3x3 conv per layer); :meth:`RepConv.load_folded` puts a folded
-kernel back into the 3x3 branch with the other branches zeroed, the same function, so training
-can continue from shipped weights.
+Weights are stored folded (:meth:`MobileSRRep.inference_state_dict`, one 3x3 conv per layer);
+loading them into the training form puts each kernel into the 3x3 branch with the other branches
+zeroed (:meth:`MobileSRRep.load_inference_state_dict`), the same function, so training can continue
+from shipped weights.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -116,41 +119,42 @@ class MobileSRRep(nn.Module):
         return base + self.shuffle(self.tail(y + feat))
 
     def fold(self) -> "MobileSRRep":
-        """Fold every :class:`RepConv` into one 3x3 convolution, in place; returns ``self``."""
+        """Fold every :class:`RepConv` into one 3x3 convolution, in place; returns ``self``.
+        :func:`deepclarity.runtime.prepare_model` does this before inference."""
         for conv in self.rep_convs():
             conv.fold()
         return self
 
-    def folded_state_dict(self) -> dict[str, Tensor]:
-        """The inference weights: per RepConv one 3x3 kernel and bias (``<name>.weight/.bias``),
-        plus the PReLU slopes."""
-        state = {}
-        for name, module in self.named_modules():
-            if isinstance(module, RepConv):
-                w, b = module.folded_kernel()
-                state[f"{name}.weight"], state[f"{name}.bias"] = w, b
-        state.update({k: v.detach().clone() for k, v in self.acts.state_dict(prefix="acts.").items()})
-        return state
+    @property
+    def is_folded(self) -> bool:
+        return all(conv.folded is not None for conv in self.rep_convs())
 
-    def load_folded_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Load :meth:`folded_state_dict` weights into this (unfolded or folded) model, strictly."""
-        expected = set(self.folded_keys())
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise KeyError(f"folded weights do not fit MobileSRRep: missing {missing[:4]}, unexpected {extra[:4]}")
-        for name, module in self.named_modules():
-            if isinstance(module, RepConv):
-                w, b = state[f"{name}.weight"], state[f"{name}.bias"]
-                if module.folded is not None:
-                    module.folded.weight.data.copy_(w)
-                    module.folded.bias.data.copy_(b)
-                else:
-                    module.load_folded(w, b)
-        self.acts.load_state_dict({k[len("acts."):]: v for k, v in state.items() if k.startswith("acts.")})
+    def inference_state_dict(self) -> dict[str, Tensor]:
+        """The weights as shipped: the folded model's ``state_dict`` (one 3x3 kernel and bias per
+        RepConv, ``<name>.folded.weight``/``.bias``, and the PReLU slopes)."""
+        model = self if self.is_folded else copy.deepcopy(self).fold()
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    def folded_keys(self) -> list[str]:
-        keys = []
-        for name, module in self.named_modules():
-            if isinstance(module, RepConv):
-                keys += [f"{name}.weight", f"{name}.bias"]
-        return keys + [f"acts.{k}" for k in self.acts.state_dict()]
+    def load_inference_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Load :meth:`inference_state_dict` weights into this model, folded or not (unfolded: each
+        kernel goes to the 3x3 branch, the other branches zero: the same function, trainable).
+
+        Raises:
+            ValueError: the keys or shapes do not fit (the message names them).
+        """
+        expected = {k: tuple(v.shape) for k, v in self.inference_state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in state.items()}
+        if expected != got:
+            missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+            shapes = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+            raise ValueError(f"missing {missing[:2]}, unexpected {extra[:2]}, shape mismatches {shapes[:2]}")
+        with torch.no_grad():
+            for name, module in self.named_modules():
+                if isinstance(module, RepConv):
+                    w, b = state[f"{name}.folded.weight"], state[f"{name}.folded.bias"]
+                    if module.folded is not None:
+                        module.folded.weight.copy_(w)
+                        module.folded.bias.copy_(b)
+                    else:
+                        module.load_folded(w, b)
+            self.acts.load_state_dict({k[len("acts."):]: v for k, v in state.items() if k.startswith("acts.")})

@@ -23,8 +23,19 @@ from ..files import atomic_write
 __all__ = ["card_path", "read_card", "write_card", "save_weights", "load_weights", "sha256_of", "count_params"]
 
 
+def inference_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What is shipped for ``model``: its ``inference_state_dict()`` when it has one (a network
+    re-parameterised for inference, e.g. MobileSR-Rep's folded convolutions), else its
+    ``state_dict()``."""
+    own = getattr(model, "inference_state_dict", None)
+    return own() if callable(own) else model.state_dict()
+
+
 def count_params(model: nn.Module) -> int:
-    """Number of parameters (buffers such as BatchNorm statistics excluded)."""
+    """Number of parameters at inference (buffers such as BatchNorm statistics excluded; a
+    re-parameterised network counts its folded form)."""
+    if callable(getattr(model, "inference_state_dict", None)):
+        return sum(v.numel() for v in model.inference_state_dict().values())
     return sum(p.numel() for p in model.parameters())
 
 
@@ -63,7 +74,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, card: dict[str, Any]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in inference_state(model).items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = save(state, metadata={"arch": type(model).__name__})
@@ -106,7 +117,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, verify: bool = Tr
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
-    own = model.state_dict()
+    own = inference_state(model)
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)]
@@ -122,5 +133,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, verify: bool = Tr
                          f"vs model {tuple(own[k].shape)})")
         raise ModelError(f"{path} does not fit architecture {arch}: " + "; ".join(parts))
     with torch.no_grad():
-        model.load_state_dict(state, strict=True)
+        loader = getattr(model, "load_inference_state_dict", None)
+        if callable(loader):
+            loader({k: v.to(own[k].dtype) for k, v in state.items()})
+        else:
+            model.load_state_dict(state, strict=True)
     return model

@@ -59,3 +59,19 @@ def test_sr_table_facts_and_lpips_na_column():
     assert "LPIPS: n/a — backbone missing" in table
     plain = format_sr_table([SetResult("bicubic", "Set5", 5, 28.43, 0.8113, None, "not requested")], scale=4)
     assert "LPIPS" not in plain and "params" not in plain
+
+
+def test_bench_train_reports_patches_per_second_per_precision(capsys):
+    from deepclarity.bench import bench_train, format_bench_train
+
+    res = bench_train(["mobilesr", "minisrresnet"], precisions=["fp32", "bf16"], batch=2, patch=8, repeats=1)
+    assert [r["model"] for r in res["rows"]] == ["mobilesr", "minisrresnet"]
+    for row in res["rows"]:
+        assert set(row["patches_per_s"]) == {"fp32", "bf16"} and min(row["patches_per_s"].values()) > 0
+    assert res["rows"][0]["params"] == get_spec("mobilesr").num_params
+    table = format_bench_train(res)
+    assert "| model | params (training form) | fp32 patches/s | bf16 patches/s | bf16 / fp32 |" in table
+    assert main(["bench", "train", "--models", "mobilesr", "--precisions", "fp32", "--batch", "2", "--patch", "8",
+                 "--repeats", "1", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["command"].startswith("deepclarity bench train") and list(out["rows"][0]["patches_per_s"]) == ["fp32"]

@@ -27,6 +27,7 @@ pytest.importorskip("ray.data")
 pa = pytest.importorskip("pyarrow")
 
 BROKEN = ("broken.png", "notes.jpg")
+pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.fixture(scope="module")

@@ -74,11 +74,12 @@ def _assert_same_state(a: nn.Module, b: nn.Module) -> None:
 
 def test_registry_contents():
     assert set(ALL_NAMES) == {
-        "detector-canny", "detector-rgb", "mobilesr", "mobilesr-seed", "minisrresnet", "minisrgan",
+        "detector-canny", "detector-rgb", "mobilesr", "mobilesr-rep", "mobilesr-seed", "minisrresnet",
+            "minisrgan",
         "minisrresnet-seed", "mobilesr-pixel", "minisrresnet-pixel", "bicubic", "discriminator",
     }
     assert set(DETECT_NAMES) == {"detector-canny", "detector-rgb"}
-    assert set(SR_NAMES) == {"mobilesr", "mobilesr-seed", "minisrresnet", "minisrgan", "minisrresnet-seed",
+    assert set(SR_NAMES) == {"mobilesr", "mobilesr-rep", "mobilesr-seed", "minisrresnet", "minisrgan", "minisrresnet-seed",
                              "mobilesr-pixel", "minisrresnet-pixel"}
     assert {s.name for s in list_models("sr")} == set(SR_NAMES) | {"bicubic"}
     assert [s.name for s in list_models("discriminator")] == ["discriminator"]
