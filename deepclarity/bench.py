@@ -1,7 +1,8 @@
 """Speed benchmarks behind ``deepclarity bench``: figures with their conditions printed beside them.
 
-Timings are the median of ``repeats`` runs after one warm-up run (DESIGN.md section 3). Nothing
-here is a test: speed is measured, never asserted.
+``bench detect`` reports the median of ``repeats`` runs after one warm-up run (DESIGN.md section 3);
+``bench sr`` and ``bench train`` the fastest, which on a shared machine is the run least disturbed by
+other work. Nothing here is a test: speed is measured, never asserted.
 """
 
 from __future__ import annotations
