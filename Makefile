@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7860
 PYTEST_ARGS ?=
 # Optional extras `make` installs with the package (pyproject.toml [project.optional-dependencies]).
-EXTRAS ?= dev,onnx
+EXTRAS ?= dev,onnx,ray
 # The browser tests (tests/e2e/test_browser.py) drive Debian's Chromium through Playwright; Playwright's
 # own browser download does not work here. `make test` installs the two packages when missing.
 CHROMIUM := /usr/bin/chromium

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import DeepClarityError
 
 __all__ = ["hardware", "median_time", "bench_detect", "format_bench", "SR_FRAME", "sr_bench_models", "bench_sr",
-           "format_bench_sr"]
+           "format_bench_sr", "bench_detect_ray", "format_bench_ray"]
 
 
 def hardware(device) -> str:
@@ -352,3 +352,82 @@ def format_bench_train(result: dict) -> str:
             cells.append(f"{speeds['bf16'] / speeds['fp32']:.2f}x")
         lines.append(f"| {r['model']} | {r['params']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ detect on Ray Data
+
+
+def bench_detect_ray(method: str = "canny", *, images: int = 24, repeats: int = 3, data: str | None = None,
+                     workers: int | None = None, address: str | None = None, batch_size: int = 4) -> dict:
+    """End-to-end images/s of ``deepclarity detect --engine ray`` over 1080p JPEGs on disk, with the
+    start-up stated apart: Ray's own start (or joining ``address``), and the start of a job's actor
+    pool (processes, imports, one model load each), timed as a job of one tiny image per worker.
+    Every job starts its own pool (Ray Data does), so the per-job figure includes it; the steady
+    figure takes the pool start out."""
+    from .engines.ray_engine import RayJob, connect
+    from .io import write_image
+
+    ray = __import__("ray")
+    t0 = time.perf_counter()
+    started = connect(address)
+    init_s = time.perf_counter() - t0
+    try:
+        options = {"method": method}
+        with tempfile.TemporaryDirectory(prefix="deepclarity-bench-") as tmp:
+            files = [str(p) for p in _make_1080p_jpegs(Path(tmp), images, data)]
+            probe = RayJob("detect", options=options, workers=workers, device="cpu", quiet=True)
+            n_workers = probe._plan(ray)[0]
+            tiny = []
+            for i in range(n_workers):
+                tiny.append(str(Path(tmp) / f"tiny{i}.png"))
+                write_image(tiny[-1], np.full((64, 64, 3), 128, np.uint8))
+
+            def job(paths):
+                run = RayJob("detect", options=options, workers=workers, batch_size=batch_size, device="cpu",
+                             quiet=True)
+                for record in run.records(paths):
+                    if record["error"]:
+                        raise DeepClarityError(record["error"])
+                return run.stats
+
+            pool_s = median_time(lambda: job(tiny), repeats)
+            job_s = median_time(lambda: job(files), repeats)
+            stats = job(tiny)
+            cluster = address or f"local Ray instance, {int(ray.cluster_resources().get('CPU', 0))} CPUs"
+        cpu = hardware(__import__("torch").device("cpu")).rsplit(",", 1)[0]
+        steady = len(files) / max(1e-9, job_s - pool_s)
+    finally:
+        if started:
+            ray.shutdown()
+    return {
+        "benchmark": "detect",
+        "engine": "ray",
+        "method": method,
+        "cluster": cluster,
+        "hardware": cpu,
+        "workers": stats["workers"],
+        "cpus_per_worker": stats["cpus_per_worker"],
+        "batch_size": batch_size,
+        "images": len(files),
+        "size": "1920x1080 JPEG q90",
+        "startup": {"ray_init_s": init_s, "actor_pool_s": pool_s},
+        "end_to_end": {"images_per_s_per_job": len(files) / job_s, "job_s": job_s,
+                       "images_per_s_steady": steady,
+                       "images_per_s_per_worker": steady / stats["workers"]},
+        "repeats": repeats,
+    }
+
+
+def format_bench_ray(result: dict) -> str:
+    e2e, st = result["end_to_end"], result["startup"]
+    return "\n".join([
+        f"deepclarity bench detect --engine ray ({result['method']}) on {result['hardware']}: {result['cluster']}, "
+        f"{result['workers']} workers x {result['cpus_per_worker']:g} CPU, batches of {result['batch_size']}",
+        f"  start-up   : Ray start {st['ray_init_s']:.1f} s; actor pool start + model load {st['actor_pool_s']:.1f} s "
+        f"per job",
+        f"  end to end : {e2e['images_per_s_per_job']:8.2f} images/s per job ({result['images']} x {result['size']}, "
+        f"{e2e['job_s']:.1f} s, pool start included)",
+        f"  steady     : {e2e['images_per_s_steady']:8.2f} images/s ({e2e['images_per_s_per_worker']:.2f} per worker; "
+        f"job time less pool start)",
+        f"  median of {result['repeats']} jobs after a warm-up",
+    ])

@@ -2,7 +2,10 @@
 
 * :func:`imresize` — MATLAB-compatible antialiased bicubic resize (the SR benchmark protocol).
 * :func:`pixelate` — nearest-neighbour down then up by a (possibly fractional) factor.
-* :func:`mosaic` — censor-style blocks over a rectangle.
+* :func:`mosaic` — censor-style blocks over a rectangle (cells aligned to its corner).
+* :func:`censor` — a censor mosaic as tools make it: block average (GIMP Pixelize, Photoshop
+  Mosaic) or one sample per block, on a grid of any phase; :func:`censor_regions` applies several
+  and returns their :class:`CensorBox` truth (box, block size, phase, mode).
 * :func:`jpeg` — a JPEG round trip at a given quality.
 
 All functions take and return ``HxW`` or ``HxWxC`` NumPy arrays and keep the dtype
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import cv2
@@ -21,7 +25,8 @@ from PIL import Image
 
 from .errors import ImageError
 
-__all__ = ["imresize", "resize", "RESIZE_METHODS", "pixelate", "nearest_downscale", "block_starts", "mosaic", "jpeg"]
+__all__ = ["imresize", "resize", "RESIZE_METHODS", "pixelate", "nearest_downscale", "block_starts", "mosaic",
+           "CENSOR_MODES", "CensorBox", "censor", "censor_regions", "jpeg"]
 
 
 # ------------------------------------------------------------------------------ MATLAB imresize
@@ -241,6 +246,108 @@ def mosaic(img: np.ndarray, box: tuple[int, int, int, int], block: int) -> np.nd
         filled = np.clip(np.rint(filled), np.iinfo(img.dtype).min, np.iinfo(img.dtype).max)
     out[y0:y1, x0:x1] = filled.astype(img.dtype)
     return out
+
+
+#: How a censor mosaic fills a block: its mean (box filter) or one sample (its centre pixel).
+CENSOR_MODES = ("average", "nearest")
+
+
+@dataclass(frozen=True)
+class CensorBox:
+    """The truth about one censor mosaic: the box ``(x, y, w, h)`` in pixels, the block side,
+    the grid ``phase`` ``(px, py)`` (block boundaries at ``px + k * block``, ``0 <= p < block``)
+    and the fill ``mode`` (:data:`CENSOR_MODES`)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    block: int
+    phase: tuple[int, int]
+    mode: str
+
+    @property
+    def xyxy(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+    def to_record(self) -> dict:
+        rec = asdict(self)
+        rec["phase"] = list(self.phase)
+        return rec
+
+
+def _cell_bounds(start: int, end: int, block: int, phase: int) -> np.ndarray:
+    """Cell boundaries in ``[start, end]`` of a grid with lines at ``phase + k * block``."""
+    first = start + (phase - start) % block
+    inner = np.arange(first, end, block)
+    return np.unique(np.concatenate([[start], inner[inner > start], [end]]))
+
+
+def censor(img: np.ndarray, box: tuple[int, int, int, int], block: int, *, phase: tuple[int, int] = (0, 0),
+           mode: str = "average") -> np.ndarray:
+    """A censor mosaic over ``box`` ``(x0, y0, x1, y1)`` (end exclusive, clipped to the image).
+
+    The grid's lines lie at ``phase[0] + k * block`` (x) and ``phase[1] + k * block`` (y) in image
+    coordinates, so cells at the box's sides may be partial. ``mode="average"`` fills each cell
+    (its part inside the box) with its mean, rounded for integer dtypes — a box filter, as GIMP
+    Pixelize and Photoshop Mosaic do; ``"nearest"`` with its centre pixel (one sample per block).
+    ``HxW`` or ``HxWxC``; returns a copy, same shape and dtype.
+    """
+    img = np.asarray(img)
+    block = int(block)
+    if block < 1:
+        raise ValueError(f"censor block must be >= 1, got {block}")
+    if mode not in CENSOR_MODES:
+        raise ValueError(f"censor mode must be one of {CENSOR_MODES}, got {mode!r}")
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, x1 = max(0, min(x0, w)), max(0, min(x1, w))
+    y0, y1 = max(0, min(y0, h)), max(0, min(y1, h))
+    out = img.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    xs = _cell_bounds(x0, x1, block, int(phase[0]) % block) - x0
+    ys = _cell_bounds(y0, y1, block, int(phase[1]) % block) - y0
+    region = img[y0:y1, x0:x1]
+    if mode == "average":
+        region64 = region.astype(np.float64)
+        sums = np.add.reduceat(np.add.reduceat(region64, ys[:-1], axis=0), xs[:-1], axis=1)
+        counts = np.outer(np.diff(ys), np.diff(xs))
+        values = sums / (counts[..., None] if region.ndim == 3 else counts)
+        if np.issubdtype(img.dtype, np.integer):
+            values = np.clip(np.rint(values), np.iinfo(img.dtype).min, np.iinfo(img.dtype).max)
+        values = values.astype(img.dtype)
+    else:
+        cy, cx = (ys[:-1] + ys[1:]) // 2, (xs[:-1] + xs[1:]) // 2
+        values = region[cy[:, None], cx[None, :]]
+    rows = np.searchsorted(ys, np.arange(y1 - y0), side="right") - 1
+    cols = np.searchsorted(xs, np.arange(x1 - x0), side="right") - 1
+    out[y0:y1, x0:x1] = values[rows[:, None], cols[None, :]]
+    return out
+
+
+def censor_regions(img: np.ndarray, boxes, block: int, rng: np.random.Generator | None = None, *,
+                   mode: str = "average", phases=None) -> tuple[np.ndarray, list[CensorBox]]:
+    """:func:`censor` over each ``(x0, y0, x1, y1)`` of ``boxes`` (clipped to the image; empty
+    ones dropped), each on its own grid: phase ``phases[i]`` or drawn from ``rng`` (uniform in
+    ``[0, block)`` per axis; ``(0, 0)`` without ``rng``). Returns the image and the truth."""
+    out = np.asarray(img)
+    h, w = out.shape[:2]
+    truth = []
+    for i, box in enumerate(boxes):
+        x0, y0, x1, y1 = (int(v) for v in box)
+        x0, x1, y0, y1 = max(0, x0), min(w, x1), max(0, y0), min(h, y1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        if phases is not None:
+            phase = (int(phases[i][0]) % block, int(phases[i][1]) % block)
+        elif rng is not None:
+            phase = (int(rng.integers(0, block)), int(rng.integers(0, block)))
+        else:
+            phase = (0, 0)
+        out = censor(out, (x0, y0, x1, y1), block, phase=phase, mode=mode)
+        truth.append(CensorBox(x0, y0, x1 - x0, y1 - y0, int(block), phase, mode))
+    return out, truth
 
 
 # ------------------------------------------------------------------------------------------ JPEG

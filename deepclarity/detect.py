@@ -18,8 +18,13 @@ from .edges import canny_edges
 from .errors import ImageError
 from .io import to_uint8
 
-__all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Detection", "Detector", "tile_grid", "aggregate",
-           "load_detector", "default_threshold", "to_uint8"]
+__all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
+           "aggregate", "pad_small", "load_detector", "default_threshold", "to_uint8"]
+
+#: At most this many boxes are reported per image (largest first).
+MAX_REGIONS = 8
+#: Share of pixelated tiles from which the whole image is taken as one pixelated box.
+FULL_IMAGE_SHARE = 0.75
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
@@ -64,6 +69,32 @@ def crop_features(crop: np.ndarray, kind: str, size: int = CROP_SIZE) -> np.ndar
 # ------------------------------------------------------------------------------------ inference
 
 
+@dataclass(frozen=True)
+class Region:
+    """A pixelated box: ``x, y, w, h`` in pixels of the image, the block side (fractional;
+    ``None`` when no grid could be measured inside the box), the grid ``phase`` ``(px, py)``
+    (block boundaries at ``px + k * block_size``, image coordinates) and ``confidence`` in
+    [0, 1] of that grid (0 when not measured)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    block_size: float | None
+    phase: tuple[float, float] | None
+    confidence: float
+
+    @property
+    def xyxy(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+    def to_record(self) -> dict:
+        return {"x": int(self.x), "y": int(self.y), "w": int(self.w), "h": int(self.h),
+                "block_size": None if self.block_size is None else round(float(self.block_size), 3),
+                "phase": None if self.phase is None else [round(float(v), 3) for v in self.phase],
+                "confidence": round(float(self.confidence), 4)}
+
+
 @dataclass
 class Detection:
     """What the detector says about one image.
@@ -77,6 +108,9 @@ class Detection:
         tiles: ``(y0, y1, x0, x1)`` of the crop read for each cell, row-major like ``region_map``.
         method: ``"canny"`` or ``"rgb"``.
         grid_confidence: confidence of the block-grid estimate (0 when not estimated).
+        regions: the pixelated boxes (:class:`Region`, largest first) when pixelated: one box
+            over the whole image for full-image pixelation, else one per censor mosaic found,
+            each with the block size and phase measured inside it.
     """
 
     pixelated: bool
@@ -87,16 +121,29 @@ class Detection:
     tiles: list[tuple[int, int, int, int]] = field(default_factory=list)
     method: str = "canny"
     grid_confidence: float = 0.0
+    regions: list[Region] = field(default_factory=list)
 
     def to_record(self) -> dict:
-        """The JSON-able summary the CLI and apps print."""
+        """The JSON-able summary the CLI and apps print (``regions``: a list of box records)."""
         return {
             "pixelated": bool(self.pixelated),
             "probability": round(float(self.probability), 6),
             "block_size": None if self.block_size is None else round(float(self.block_size), 3),
             "phase": None if self.phase is None else [round(float(v), 3) for v in self.phase],
             "method": self.method,
+            "regions": [r.to_record() for r in self.regions],
         }
+
+
+def pad_small(rgb: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """``rgb`` (``HxWxC``) mirrored out (symmetric padding, repeated as needed) at the bottom and
+    right to at least ``size`` on each side: no constant border, so no edge the image does not
+    have. Unchanged when both sides are at least ``size``."""
+    h, w = rgb.shape[:2]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if not ph and not pw:
+        return rgb
+    return np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
 
 
 def tile_grid(height: int, width: int, max_tiles: int, size: int = CROP_SIZE) -> tuple[int, int, list]:
@@ -185,13 +232,15 @@ class Detector:
         loaded = image if isinstance(image, LoadedImage) else read_image(image)
         rgb = to_uint8(loaded.pixels)
         h, w = rgb.shape[:2]
-        rows, cols, boxes = tile_grid(h, w, self.max_tiles)
-        crops = [rgb[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes]
+        padded = pad_small(rgb)  # small inputs: mirrored out to a full crop, never a constant border
+        rows, cols, boxes = tile_grid(*padded.shape[:2], self.max_tiles)
+        crops = [padded[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes]
         probs = self.tile_probabilities(crops)
+        boxes = [(y0, min(y1, h), x0, min(x1, w)) for y0, y1, x0, x1 in boxes]
         region = probs.reshape(rows, cols).astype(np.float32)
         probability = aggregate(probs)
         pixelated = probability >= threshold
-        block, phase, conf = None, None, 0.0
+        block, phase, conf, regions = None, None, 0.0, []
         if pixelated and estimate_block:
             mask = np.zeros((h, w), dtype=bool)
             for (y0, y1, x0, x1), p in zip(boxes, probs):
@@ -201,7 +250,13 @@ class Detector:
             conf = grid.confidence
             if grid.found:
                 block, phase = grid.block_size, grid.phase_xy
-        return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf)
+            full = float((probs >= threshold).mean()) >= FULL_IMAGE_SHARE
+            fired = [b for b, p in sorted(zip(boxes, probs), key=lambda t: -t[1]) if p >= threshold]
+            regions = find_regions(rgb, mask, grid, full=full, tiles=fired)
+            if block is None and min(h, w) < CROP_SIZE and regions and regions[0].block_size is not None:
+                # Too small for the image-wide estimate: the (whole-image) box's own.
+                block, phase, conf = regions[0].block_size, regions[0].phase, regions[0].confidence
+        return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf, regions)
 
     def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
                      max_pixels: int | None = None):
@@ -227,6 +282,78 @@ class Detector:
             workers = min(image_worker_count(self.device), len(paths))  # one file keeps every thread
         with image_workers(self.device, workers) as n:
             yield from map_ahead(work, paths, n)
+
+
+def _region(box: tuple[int, int, int, int], grid) -> Region:
+    x0, y0, x1, y1 = box
+    if grid is not None and grid.found:
+        return Region(x0, y0, x1 - x0, y1 - y0, float(grid.block_size), tuple(float(v) for v in grid.phase_xy),
+                      float(grid.confidence))
+    return Region(x0, y0, x1 - x0, y1 - y0, None, None, float(grid.confidence) if grid is not None else 0.0)
+
+
+def _box_overlap(a: tuple, b: tuple) -> float:
+    """Intersection over the smaller box of two ``(x0, y0, x1, y1)`` boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / max(small, 1)
+
+
+def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False, tiles=()) -> list[Region]:
+    """The pixelated boxes of an image the detector called pixelated (see :class:`Detection`).
+
+    ``mask`` marks the tiles that fired and ``grid`` is the image-wide estimate over them. With
+    ``full`` (most tiles fired) the answer is one box over the whole image, with the image-wide
+    grid, else the grid measured over the whole image alone
+    (:func:`~deepclarity.pixelation.estimate_box_grid`, which also works on images a few blocks
+    across). Otherwise the boxes of :func:`~deepclarity.pixelation.find_pixelated_boxes` near
+    the tiles that fired, each with its own grid, at most :data:`MAX_REGIONS`; when none is
+    found, the bounding box of the tiles that fired, with the image-wide grid. Boxes are looked
+    for at the block sizes measured inside the (up to three most confident) ``tiles`` that
+    fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
+    more confident grid stays.
+    """
+    from .pixelation import estimate_box_grid, find_pixelated_boxes
+
+    h, w = rgb.shape[:2]
+    if full or not mask.any():
+        own = grid if grid.found else estimate_box_grid(rgb)
+        return [_region((0, 0, w, h), own)]
+    ys, xs = np.nonzero(mask)
+    # Look a little beyond the tiles that fired: a mosaic may run past them.
+    pad = CROP_SIZE // 2
+    ax0, ay0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
+    ax1, ay1 = min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad)
+    area = rgb[ay0:ay1, ax0:ax1]
+    hints: list[float] = []
+    for y0, y1, x0, x1 in list(tiles)[:3]:
+        own = estimate_box_grid(rgb[y0:y1, x0:x1])
+        if own.found:
+            hints.append(own.block_size)
+    if grid.found:
+        hints.append(grid.block_size)
+    unique: list[float] = []
+    for b in hints:
+        if all(abs(b - u) > 0.1 * u for u in unique):
+            unique.append(b)
+    found = []
+    for hint in unique or [8.0]:
+        for box, g in find_pixelated_boxes(area, hint, near=mask[ay0:ay1, ax0:ax1], max_boxes=MAX_REGIONS):
+            clash = [i for i, (b2, g2) in enumerate(found) if _box_overlap(box, b2) > 0.3]
+            if all(g.confidence > found[i][1].confidence for i in clash):
+                found = [f for i, f in enumerate(found) if i not in clash] + [(box, g)]
+    found = sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))[:MAX_REGIONS]
+    regions = []
+    for (x0, y0, x1, y1), g in found:
+        g = type(g)(g.block_size, g.block_xy, ((g.phase_xy[0] + ax0) % g.block_xy[0],
+                                               (g.phase_xy[1] + ay0) % g.block_xy[1]), g.confidence)
+        regions.append(_region((x0 + ax0, y0 + ay0, x1 + ax0, y1 + ay0), g))
+    if not regions:
+        regions = [_region((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), grid)]
+    return regions
 
 
 def _checked_threshold(threshold: float) -> float:

@@ -3,11 +3,16 @@ both detection methods on a fixed-seed benchmark built from photos no detector w
 
     python -m evaluation.eval_detect                       # both methods, the whole benchmark
     python -m evaluation.eval_detect --methods canny --limit 5 --out-dir /tmp/quick
+    python -m evaluation.eval_detect --methods canny --suites screens censor snippets   # -> detect_screens-censor-snippets.*
 
 The benchmark's slices, its metrics and the report are :mod:`deepclarity.eval.detect`'s: ten slices
 per photo of ``<data>/benchmark/{Set14,B100,Kodak24,McMaster18}`` (``--sets``), each drawn from a
 generator seeded by ``--seed``, the slice and the photo, so the set does not depend on ``--limit``
-or ``--sets``.
+or ``--sets``. ``--suites`` chooses the slices: ``photos`` (the default, the table above) and/or
+``screens`` (clean screenshots of ``<data>/benchmark/Screens``), ``censor`` (censored
+screenshots and censor mosaics over the photos) and ``snippets`` (small crops of censored text),
+see :mod:`deepclarity.eval.censor`; ``--limit`` applies to the screenshots too. Without
+``--name`` the files are ``detect.*`` for the photo suite alone, else ``detect_<suites>.*``.
 
 Writes ``<name>.json`` (every image, every metric, the command and the environment),
 ``<name>.md`` (the tables, with the command that made them) and one confusion matrix
@@ -24,7 +29,8 @@ from pathlib import Path
 
 from deepclarity.errors import DeepClarityError, ModelError
 from deepclarity.eval.confusion import draw_confusion, png_bytes
-from deepclarity.eval.detect import DEFAULT_SETS, dump_report, evaluate_method, find_photos, new_report, render_markdown
+from deepclarity.eval.detect import (DEFAULT_SETS, SCREENS_SET, SUITES, dump_report, evaluate_method, find_photos,
+                                     new_report, render_markdown, suite_slices)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS.parent.parent
@@ -43,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="decision threshold (default: each method's calibrated one, from its model card)")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch CPU threads (default: leave as configured, e.g. by OMP_NUM_THREADS)")
-    parser.add_argument("--name", default="detect", help="output file stem")
+    parser.add_argument("--suites", nargs="+", default=["photos"], choices=list(SUITES),
+                        help="slice suites (default: photos, the original benchmark)")
+    parser.add_argument("--name", default=None, help="output file stem (default: detect[_<suites>])")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -56,13 +64,19 @@ def main(argv: list[str] | None = None) -> int:
 
         configure_threads(args.threads)
     data = args.data or default_data_dir()
+    suites = [s for s in SUITES if s in args.suites]
+    slices = suite_slices(suites)
+    if args.name is None:
+        args.name = "detect" if suites == ["photos"] else "detect_" + "-".join(suites)
     try:
-        photos = find_photos(data, args.sets, args.limit)
+        photos = find_photos(data, args.sets, args.limit) if any(s.source == "photos" for s in slices) else []
+        if any(s.source == "screens" for s in slices):
+            photos += find_photos(data, [SCREENS_SET], args.limit)
     except DeepClarityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     command = "python evaluation/eval_detect.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report = new_report(command, photos, args.seed, args.threshold, args.device, args.methods)
+    report = new_report(command, photos, args.seed, args.threshold, args.device, args.methods, slices)
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     cm_links = {}
@@ -74,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {method}: {exc}", file=sys.stderr)
             report["methods"][method] = {"model": model, "skipped": str(exc)}
             continue
-        res = report["methods"][method] = evaluate_method(detector, photos, args.seed)
+        res = report["methods"][method] = evaluate_method(detector, photos, args.seed, slices)
         cm_path = out_dir / f"{args.name}_cm_{method}.png"
         title = f"{model} ({'method 2' if method == 'canny' else 'method 1'})"
-        atomic_write(cm_path, png_bytes(draw_confusion(res["summary"]["overall"], title)))
+        summary = res["summary"]
+        counts = summary["overall"] if summary["overall"]["support"] else summary["censor_overall"]
+        atomic_write(cm_path, png_bytes(draw_confusion(counts, title)))
         try:
             cm_links[method] = cm_path.resolve().relative_to(ROOT).as_posix()
         except ValueError:  # outside the repository: link beside the markdown file

@@ -29,7 +29,14 @@ What it does:
 * **time budget** — ``minutes``: stop after the step that passes it, validate, checkpoint;
 * **weights + card** — on a new best of ``best_key`` (or at every validation with
   ``keep_best=False``) ``ship`` is written to ``weights`` with its model card;
-* a **progress bar** over the schedule's steps.
+* a **progress bar** over the schedule's steps;
+* **distributed** (``torchrun --nproc_per_node=N -m training.train_sr ...``): :func:`distributed` joins
+  the process group (gloo on the CPU, NCCL on CUDA); rank ``r`` of ``W`` takes samples ``i * W + r`` of
+  the one seeded sample stream (:class:`RankSampler`), so ``--batch`` is the *global* batch (each rank
+  runs ``batch / W``) and a one-process run with the same ``--batch`` sees the same samples; gradients
+  are averaged by DDP; rank 0 alone validates and writes checkpoints, log, weights and card
+  (``Trainer(main=...)``). The checkpoint stores samples consumed, so a run resumes on another
+  number of processes.
 
 It is not a framework: the entry point keeps its arguments, models, step and validation.
 """
@@ -39,6 +46,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import shlex
 import sys
 import time
@@ -55,7 +63,8 @@ from tqdm import tqdm
 from deepclarity.files import atomic_write
 from deepclarity.models import load_weights, read_card, save_weights
 
-__all__ = ["lr_at", "Schedule", "Progress", "Trainer", "command_line"]
+__all__ = ["lr_at", "Schedule", "Progress", "Trainer", "command_line", "Distributed", "distributed", "rank_device",
+           "RankSampler"]
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.0) -> float:
@@ -124,11 +133,15 @@ class Trainer:
         args: the parsed arguments, saved in the checkpoint.
         minutes: time budget of this process (0 = none).
         val_every: validate (log, ship, checkpoint) every this many steps and at the end.
+        dist: the process group (:func:`distributed`); only its rank 0 validates and writes
+            anything, every rank stops at the same step.
     """
 
     def __init__(self, name: str, *, ckpt_dir: Path, weights: Path, schedule: Schedule, batch: int,
                  optimizers: Sequence[torch.optim.Optimizer], best_key: str, keep_best: bool = True,
-                 command: str, args: dict[str, Any], minutes: float = 0.0, val_every: int = 500) -> None:
+                 command: str, args: dict[str, Any], minutes: float = 0.0, val_every: int = 500,
+                 dist: "Distributed | None" = None) -> None:
+        self.dist = dist or Distributed()
         self.name, self.weights, self.schedule, self.batch = name, Path(weights), schedule, batch
         self.optimizers = list(optimizers)
         self.best_key, self.keep_best = best_key, keep_best
@@ -152,12 +165,13 @@ class Trainer:
         state = torch.load(self.ckpt_path, map_location=map_location, weights_only=False)
         p = self.progress
         p.step, p.best = state["step"], state["best"]
-        p.samples = state.get("samples", p.step * state["args"]["batch"])
+        p.samples = state.get("samples", p.step * state["args"]["batch"])  # global samples, any world size
         p.seconds = state.get("seconds", 0.0)
         p.started_from = state.get("started_from", p.started_from)
         p.earlier_runs = state.get("earlier_runs", [])
         p.schedule_start = state.get("schedule_start", 0)
-        print(f"resumed from {self.ckpt_path} at step {p.step}", file=sys.stderr)
+        if self.dist.main:
+            print(f"resumed from {self.ckpt_path} at step {p.step}", file=sys.stderr)
         return state
 
     def continue_from_weights(self, model: nn.Module, *, metrics: Iterable[str], run_fields: Iterable[str],
@@ -198,7 +212,10 @@ class Trainer:
         return self.schedule(self.progress.step, self.progress.schedule_start)
 
     def save_checkpoint(self, states: dict[str, Any]) -> None:
-        """Write ``states`` (the caller's state dicts) with :class:`Progress` and ``args`` to ``last.pt``, atomically."""
+        """Write ``states`` (the caller's state dicts) with :class:`Progress` and ``args`` to ``last.pt``,
+        atomically (rank 0 only)."""
+        if not self.dist.main:
+            return
         p = self.progress
         state = {**states, "step": p.step, "samples": self.samples, "best": p.best, "seconds": self.seconds,
                  "started_from": p.started_from, "earlier_runs": p.earlier_runs,
@@ -229,12 +246,13 @@ class Trainer:
             half: store the weights as float16.
         """
         p = self.progress
+        main = self.dist.main
         self._start_time, self._first_step, self._samples_before = time.time(), p.step, p.samples
         t_last, step_last = self._start_time, p.step
         stats: dict[str, list[float]] = {}
-        log = _CsvLog(self.log_path)
+        log = _CsvLog(self.log_path) if main else None
         bar = tqdm(total=self.schedule.total, initial=p.step, desc=f"train {self.name}", unit="step",
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, disable=not main)
         try:
             for batch in batches:
                 if p.step >= self.schedule.total:
@@ -248,7 +266,8 @@ class Trainer:
                 p.step += 1
                 bar.update(1)
                 timed_out = bool(self.minutes) and time.time() - self._start_time > self.minutes * 60
-                if p.step % self.val_every == 0 or p.step == self.schedule.total or timed_out:
+                timed_out = self.dist.agree(timed_out) if self.minutes else False  # every rank stops together
+                if main and (p.step % self.val_every == 0 or p.step == self.schedule.total or timed_out):
                     metrics = validate()
                     now = time.time()
                     speed = (p.step - step_last) * self.batch / max(1e-9, now - t_last)
@@ -263,13 +282,17 @@ class Trainer:
                         save_weights(ship, self.weights, card=self._card(card(metrics), metrics), half=half)
                     self.save_checkpoint(checkpoint())
                 if timed_out:
-                    print(f"time limit reached at step {p.step}; rerun the same command to resume", file=sys.stderr)
+                    if main:
+                        print(f"time limit reached at step {p.step}; rerun the same command to resume", file=sys.stderr)
                     break
         finally:
             bar.close()
-            log.close()
+            if log is not None:
+                log.close()
         self.save_checkpoint(checkpoint())
-        print(f"best validation: {p.best}", file=sys.stderr)
+        if main:
+            print(f"best validation: {p.best}", file=sys.stderr)
+        self.dist.barrier()
         return p.best
 
 
@@ -297,3 +320,108 @@ class _CsvLog:
 
     def close(self) -> None:
         self.file.close()
+
+
+# ------------------------------------------------------------------------ distributed (torchrun)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a ``torchrun`` job (one process: rank 0 of 1, nothing to join).
+
+    Attributes:
+        rank, world: ``RANK`` and ``WORLD_SIZE``; ``local_rank``/``local_world``: on this node.
+        backend: ``"gloo"`` (CPU) or ``"nccl"`` (CUDA); ``None`` for one process.
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+    backend: str | None = None
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that validates and writes."""
+        return self.rank == 0
+
+    def per_rank(self, batch: int) -> int:
+        """The per-process batch of global ``batch`` (which the world size must divide)."""
+        if batch % self.world:
+            raise SystemExit(f"--batch {batch} (the global batch) must be a multiple of the {self.world} processes")
+        return batch // self.world
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """``model`` in ``DistributedDataParallel`` (gradients averaged over ranks), or as it is."""
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = next(model.parameters()).device
+        return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    def agree(self, flag: bool) -> bool:
+        """``flag`` of rank 0 on every rank (so all stop at the same step)."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([int(flag)], device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group (the end of an entry point)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _comm_device(self) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+
+
+def distributed(device: torch.device) -> Distributed:
+    """Join the ``torchrun`` process group when ``WORLD_SIZE`` > 1: NCCL when ``device`` is CUDA (each
+    process on ``cuda:LOCAL_RANK``, see :func:`rank_device`), gloo on the CPU. One process:
+    :class:`Distributed` () and nothing joined."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return Distributed(rank, world, local_rank, local_world, backend)
+
+
+def rank_device(device: torch.device, d: Distributed) -> torch.device:
+    """This rank's device: ``cuda:LOCAL_RANK`` for a CUDA job, else ``device``."""
+    return torch.device("cuda", d.local_rank) if device.type == "cuda" and d.world > 1 else device
+
+
+class RankSampler(torch.utils.data.Sampler):
+    """Indices ``start + r, start + r + W, start + r + 2W, ...`` without end: rank ``r`` of ``W``'s share
+    of the one sample stream that starts at global sample ``start`` (the samples consumed so far).
+    With ``W = 1`` it is ``start, start + 1, ...`` (:class:`training.data.FromStep`)."""
+
+    def __init__(self, start: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.rank, self.world = start, rank, world
+
+    def __iter__(self):
+        i = self.start + self.rank
+        while True:
+            yield i
+            i += self.world

@@ -47,11 +47,22 @@ card. Without a checkpoint a run starts from the shipped weights and the step in
 (``--from-weights``), so training can span machines through what is committed (the optimiser state
 then starts afresh); ``--restart`` then starts the warm-up and cosine again (see
 :mod:`training.loop`).
+
+Several processes (DDP; gloo on the CPU, NCCL on CUDA), one node or several::
+
+    torchrun --nproc_per_node=2 -m training.train_sr --model mobilesr --batch 32 --steps 60000
+
+``--batch`` stays the global batch (each rank runs ``batch / W``) and rank ``r`` takes samples
+``i * W + r`` of the same seeded stream, so the run sees the samples a one-process run with that batch
+sees; rank 0 alone validates and writes checkpoints, log, weights and card (which states the global
+batch and the process count). A checkpoint resumes on any number of processes. ``minisrgan`` runs in
+one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -66,9 +77,9 @@ from deepclarity.metrics import detail_ratio, psnr_y
 from deepclarity.models import create_model, get_spec, list_models, load_weights, read_card
 from deepclarity.runtime import PRECISIONS, autocast, configure_threads, resolve_precision, select_device
 
-from .data import (DEGRADATIONS, SCALE, FromStep, Pair, PatchDataset, load_images, make_pairs, split_images,
+from .data import (DEGRADATIONS, SCALE, Pair, PatchDataset, load_images, make_pairs, split_images,
                    validation_pairs)
-from .loop import Schedule, Trainer, command_line
+from .loop import RankSampler, Schedule, Trainer, command_line, distributed, rank_device
 from .losses import EMA, PIXEL_LOSSES, feature_matching, frequency_loss, pixel_loss, relativistic_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +135,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=60000, help="length of the LR schedule")
     parser.add_argument("--minutes", type=float, default=0, help="stop (resumably) after this long; 0 = no limit")
     parser.add_argument("--patch", type=int, default=None, help="LR patch side (HR is 4x)")
-    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="global batch: under torchrun each of the W processes runs batch / W")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--restart", action="store_true",
@@ -166,8 +178,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     gan = args.model in ADVERSARIAL
-    threads = configure_threads(args.threads)
     device = select_device(args.device)
+    dist = distributed(device)  # torchrun: this process's rank (training.loop); one process: rank 0 of 1
+    device = rank_device(device, dist)
+    if gan and dist.world > 1:
+        raise SystemExit(f"{args.model}: the GAN step runs in one process only (no torchrun)")
+    local_batch = dist.per_rank(args.batch)  # --batch is the global batch
+    threads = configure_threads(args.threads or (None if dist.world == 1
+                                                 else max(1, (os.cpu_count() or 1) // dist.local_world)))
     precision = resolve_precision(device, args.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     torch.manual_seed(args.seed)
@@ -200,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                   schedule=Schedule(args.lr, args.steps, args.warmup, floor=0.01), batch=args.batch,
                   optimizers=[opt, opt_d] if gan else [opt], best_key="val_psnr", keep_best=not gan,
                   command=command_line("training.train_sr", argv), args=vars(args), minutes=args.minutes,
-                  val_every=args.val_every)
+                  val_every=args.val_every, dist=dist)
     state = run.resume(device)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -223,11 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     if state is not None:
         ema.model.load_state_dict(state["ema"])
     upscaler = Upscaler.from_module(ema.model, name=name, device=device, degradation=args.degradation)
+    net = dist.wrap(model)  # DistributedDataParallel under torchrun: gradients averaged over the ranks
 
     def train_step(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict:
         lr_img, hr_img = (t.to(device, non_blocking=True) for t in batch)
         with autocast(device, precision):
-            sr = model(lr_img)
+            sr = net(lr_img)
             if gan:
                 fake_logits, fake_feats = disc(sr, features=True)
                 with torch.no_grad():
@@ -255,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"loss": loss.item()}
 
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} threads"
+    if dist.world > 1:
+        hardware = f"{dist.world} processes ({dist.backend}) x {hardware}"
     print(f"{hardware}, precision {precision}", file=sys.stderr)
     objective = (f"relativistic GAN {args.w_adv} + D feature matching {args.w_fm} + FFT amplitude "
                  f"L1 {args.w_freq} + L1 {args.w_pixel}" if gan else args.loss)
@@ -262,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     def card(metrics: dict) -> dict:
         return {
             "name": name, "task": "sr", "degradation": args.degradation, "scale": SCALE, "batch": args.batch,
+            "processes": dist.world, "batch_per_process": local_batch,
             "patch_lr": args.patch, "seed": args.seed, "objective": objective, "ema": args.ema,
             "peak_lr": args.lr, "schedule_steps": args.steps, "schedule_start": run.progress.schedule_start,
             "precision": precision, "started_from": run.progress.started_from,
@@ -278,10 +300,14 @@ def main(argv: list[str] | None = None) -> int:
             states.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
         return states
 
-    loader = torch.utils.data.DataLoader(PatchDataset(pairs, args.patch, args.seed), batch_size=args.batch,
-                                         sampler=FromStep(run.progress.step * args.batch), num_workers=0)
+    # Rank r takes samples start + r, start + r + W, ... of the one seeded stream (start: the global
+    # samples consumed), so the global batch holds the samples a one-process run's batch holds.
+    start = run.progress.samples or run.progress.step * args.batch
+    loader = torch.utils.data.DataLoader(PatchDataset(pairs, args.patch, args.seed), batch_size=local_batch,
+                                         sampler=RankSampler(start, dist.rank, dist.world), num_workers=0)
     run.fit(loader, train_step, lambda: validate(upscaler, val_pairs), ship=ema.model, card=card,
             checkpoint=checkpoint)
+    dist.close()
     return 0
 
 

@@ -14,7 +14,13 @@ from .detect import add_method_argument
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import bench_detect, bench_sr, bench_train, format_bench, format_bench_sr, format_bench_train
 
-    if args.bench_command == "detect":
+    if args.bench_command == "detect" and args.engine == "ray":
+        from ..bench import bench_detect_ray, format_bench_ray
+
+        result = bench_detect_ray(method=args.method, images=args.images, repeats=args.repeats, data=args.data,
+                                  workers=args.workers, address=args.address)
+        body = format_bench_ray(result)
+    elif args.bench_command == "detect":
         result = bench_detect(method=args.method, device=args.device, batch=args.batch, images=args.images,
                               repeats=args.repeats, data=args.data)
         body = format_bench(result)
@@ -53,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=int, default=24, help="1920x1080 JPEGs for the end-to-end figure")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     p.add_argument("--data", metavar="DIR", help="photos to build the JPEGs from (default: scikit-image samples)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: end-to-end images/s of detect --engine ray (CPU workers), start-up stated apart")
+    p.add_argument("--workers", type=int, default=None, help="ray: actors (default: one per CPU)")
+    p.add_argument("--address", default=None, help="ray: a cluster to join (default: a local Ray instance)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_bench)

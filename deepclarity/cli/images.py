@@ -126,10 +126,17 @@ def run_ray_batch(args: argparse.Namespace, name: str) -> int:
     return run_images_ray(args, name, items, inputs)
 
 
+def require_inputs(args: argparse.Namespace) -> None:
+    """Refuse a run with neither ``-i`` nor ``--input-list`` before any model is loaded."""
+    if not args.input and not getattr(args, "input_list", None):
+        raise DeepClarityError("no inputs: give -i INPUT... or --input-list FILE")
+
+
 def cmd_enhance(args: argparse.Namespace) -> int:
     """Enhance every input; one record per file; a bad file is reported and the batch goes on."""
     from ..enhance import Upscaler
 
+    require_inputs(args)
     if args.engine == "ray":
         return run_ray_batch(args, "enhance")
 
@@ -147,6 +154,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Restore every input (detect, de-pixelate, super-resolve); a JSON-able record says what was done."""
     from ..restore import Restorer
 
+    require_inputs(args)
     if args.engine == "ray":
         return run_ray_batch(args, "restore")
 

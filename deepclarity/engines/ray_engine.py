@@ -245,7 +245,12 @@ class RayJob:
             # Reading a list of paths is light: its tasks take no CPU, so actors holding every CPU
             # of the cluster never starve the reads that feed them.
             if is_parquet(src):
-                return ray.data.read_parquet(src, columns=["path"], num_cpus=0)
+                ctx = ray.data.DataContext.get_current()
+                saved, ctx.use_datasource_v2 = ctx.use_datasource_v2, False  # v2 lists files on a 1-CPU task
+                try:
+                    return ray.data.read_parquet(src, columns=["path"], num_cpus=0)
+                finally:
+                    ctx.use_datasource_v2 = saved
             return ray.data.read_text(src, num_cpus=0).rename_columns({"text": "path"})
         items = [{"path": p} for p in paths] if rels is None else [{"path": p, "rel": r} for p, r in zip(paths, rels)]
         blocks = max(1, min(len(items), math.ceil(len(items) / self._batch)))

@@ -30,9 +30,15 @@ makes them; after resizing, the resized length over the same number of blocks).
 
 :func:`evaluate_method` runs one detector over every slice of every photo and scores it
 (:func:`summarise`: precision, recall, F1, accuracy, false-positive rate and block-size accuracy,
-per slice and overall); :func:`render_markdown` and :func:`dump_report` turn a report (see
-:func:`new_report`) into the Markdown tables and the JSON file (:mod:`.confusion` draws the
-confusion matrix). :func:`calibration_scores` and
+per slice and overall); :func:`render_markdown` and :func:`dump_report` (:mod:`.detect_report`)
+turn a report (see :func:`new_report`) into the Markdown tables and the JSON file
+(:mod:`.confusion` draws the confusion matrix).
+
+The slices above are the ``photos`` suite. Other suites (:data:`SUITES`) add screenshots, censor
+mosaics and small snippets (:mod:`.censor`: ``screens``, ``censor``, ``snippets``), scored per
+slice with accuracy, recall, FPR, block size within 10% and box IoU; they never change the
+photo suite's images or numbers (a slice's seed is its index in :data:`ALL_SLICES`, and new
+slices are only appended). :func:`calibration_scores` and
 :func:`choose_threshold` pick a detector's decision threshold on validation photos with the same
 slices. ``evaluation/eval_detect.py`` and ``evaluation/calibrate_detect.py`` are the command-line
 wrappers that write the results.
@@ -41,10 +47,7 @@ wrappers that write the results.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import platform
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,14 +57,26 @@ import numpy as np
 
 from ..degrade import RESIZE_METHODS, block_starts, imresize, jpeg, mosaic, pixelate, resize
 from ..errors import DeepClarityError
+from .censor import box_iou, build_censor_variant
 
 __all__ = [
     "DEFAULT_SETS", "METHOD_TITLES", "BLOCK_TOLERANCE", "PROTOTYPE", "SliceSpec", "SLICES", "SLICE_NAMES",
-    "FACTOR_BINS", "Variant", "image_key", "slice_rng", "mean_block", "build_variant", "binary_metrics",
+    "FACTOR_BINS", "SUITES", "CENSOR_SLICES", "ALL_SLICES", "SCREENS_SET", "suite_slices", "Variant", "image_key", "slice_rng", "mean_block", "build_variant", "binary_metrics",
     "block_metrics", "summarise", "check_targets", "Photo", "find_photos", "load_photo", "run_method",
     "evaluate_method", "calibration_scores", "choose_threshold", "threshold_rates", "new_report",
-    "method_table", "prototype_table", "render_markdown", "dump_report", "environment",
+    "method_table", "censor_table", "prototype_table", "render_markdown", "dump_report", "environment",
 ]
+
+_REPORT_NAMES = ("method_table", "censor_table", "prototype_table", "render_markdown", "dump_report", "environment")
+
+
+def __getattr__(name: str):
+    """The report functions live in :mod:`.detect_report` (imported when first asked for)."""
+    if name in _REPORT_NAMES:
+        from . import detect_report
+
+        return getattr(detect_report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: The sets the benchmark is built from.
 DEFAULT_SETS = ("Set14", "B100", "Kodak24", "McMaster18")
@@ -99,6 +114,9 @@ class SliceSpec:
     name: str
     label: int
     block_metric: bool = False
+    suite: str = "photos"
+    source: str = "photos"  # "photos": the benchmark photo sets; "screens": benchmark/Screens
+    region: bool = False  # censor boxes: block size and box IoU are scored against the true boxes
 
 
 #: In a fixed order: a slice's index seeds its random choices, so never reorder, only append.
@@ -115,7 +133,29 @@ SLICES = (
     SliceSpec("blurred", 0),
 )
 SLICE_NAMES = tuple(s.name for s in SLICES)
-_SLICE_BY_NAME = {s.name: s for s in SLICES}
+#: The screenshot, censor and snippet slices (:mod:`.censor`), after the photo slices.
+CENSOR_SLICES = (
+    SliceSpec("screens clean", 0, suite="screens", source="screens"),
+    SliceSpec("screens censored", 1, suite="censor", source="screens", region=True),
+    SliceSpec("photo censor", 1, suite="censor", source="photos", region=True),
+    SliceSpec("snippets censored", 1, suite="snippets", source="screens", region=True),
+    SliceSpec("snippets clean", 0, suite="snippets", source="screens"),
+)
+ALL_SLICES = SLICES + CENSOR_SLICES
+ALL_SLICE_NAMES = tuple(s.name for s in ALL_SLICES)
+#: ``--suites`` choices; ``photos`` alone is the original benchmark.
+SUITES = ("photos", "screens", "censor", "snippets")
+#: The benchmark set of real screenshots.
+SCREENS_SET = "Screens"
+_SLICE_BY_NAME = {s.name: s for s in ALL_SLICES}
+
+
+def suite_slices(suites) -> tuple[SliceSpec, ...]:
+    """The slices of ``suites`` (names from :data:`SUITES`), in :data:`ALL_SLICES` order."""
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        raise ValueError(f"unknown suite(s) {', '.join(sorted(unknown))}; known: {', '.join(SUITES)}")
+    return tuple(s for s in ALL_SLICES if s.suite in suites)
 #: The factor range of each plain pixelation slice.
 FACTOR_BINS = {"pixelated 1.5-2": (1.5, 2.0), "pixelated 2-3": (2.0, 3.0), "pixelated 3-4": (3.0, 4.0)}
 
@@ -138,7 +178,7 @@ def image_key(set_name: str, file_name: str) -> int:
 
 def slice_rng(seed: int, slice_name: str, key: int) -> np.random.Generator:
     """The generator of every random choice made for ``slice_name`` of photo ``key``."""
-    return np.random.default_rng([seed, SLICE_NAMES.index(slice_name), key])
+    return np.random.default_rng([seed, ALL_SLICE_NAMES.index(slice_name), key])
 
 
 def mean_block(length: int, factor: float) -> float:
@@ -158,10 +198,13 @@ def build_variant(img: np.ndarray, slice_name: str, rng: np.random.Generator) ->
     Pure: the same image, slice and generator state always give the same result.
     """
     if slice_name not in _SLICE_BY_NAME:
-        raise ValueError(f"unknown slice {slice_name!r}; known: {', '.join(SLICE_NAMES)}")
+        raise ValueError(f"unknown slice {slice_name!r}; known: {', '.join(ALL_SLICE_NAMES)}")
     img = np.ascontiguousarray(img)
     h, w = img.shape[:2]
     label = _SLICE_BY_NAME[slice_name].label
+    if _SLICE_BY_NAME[slice_name].suite != "photos":
+        out, truth, recipe = build_censor_variant(img, slice_name, rng)
+        return Variant(out, label, truth, recipe)
     if slice_name == "clean":
         return Variant(img.copy(), label, None, {})
     if slice_name in FACTOR_BINS:
@@ -272,7 +315,15 @@ def block_metrics(truths, estimates, tolerance: float = BLOCK_TOLERANCE) -> dict
 
 def summarise(records: list[dict], tolerance: float = BLOCK_TOLERANCE) -> dict:
     """Per-slice and overall metrics of one method's per-image ``records`` (keys ``slice``,
-    ``label``, ``predicted``, ``block_size_true``, ``block_size``)."""
+    ``label``, ``predicted``, ``block_size_true``, ``block_size``).
+
+    ``overall`` and the block-size summaries are over the photo slices (the original benchmark);
+    records of other suites add ``censor_slices`` (per slice: the binary metrics, ``block`` on
+    the censored images against ``region_block_size``, and ``iou``: mean box IoU and the share
+    with IoU >= 0.5, ``None`` where no record has an IoU) and ``censor_overall``.
+    """
+    other = [r for r in records if _SLICE_BY_NAME[r["slice"]].suite != "photos"]
+    records = [r for r in records if _SLICE_BY_NAME[r["slice"]].suite == "photos"]
     slices = {}
     for spec in SLICES:
         rows = [r for r in records if r["slice"] == spec.name]
@@ -292,7 +343,35 @@ def summarise(records: list[dict], tolerance: float = BLOCK_TOLERANCE) -> dict:
                                                [r["block_size"] for r in full], tolerance),
         "block_factor_bins": block_metrics([r["block_size_true"] for r in clean_bins],
                                            [r["block_size"] for r in clean_bins], tolerance),
-    }
+    } | (_censor_summary(other, tolerance) if other else {})
+
+
+def _censor_summary(records: list[dict], tolerance: float) -> dict:
+    slices = {}
+    for spec in CENSOR_SLICES:
+        rows = [r for r in records if r["slice"] == spec.name]
+        if not rows:
+            continue
+        m = binary_metrics([r["label"] for r in rows], [r["predicted"] for r in rows])
+        m["block"] = m["iou"] = None
+        if spec.region:
+            m["block"] = block_metrics([r["block_size_true"] for r in rows],
+                                       [r.get("region_block_size") for r in rows], tolerance)
+            ious = [r["iou"] for r in rows if r.get("iou") is not None]
+            if ious:
+                m["iou"] = {"mean": float(np.mean(ious)), "share_over_0.5": float(np.mean(np.array(ious) >= 0.5)),
+                            "images": len(ious)}
+        slices[spec.name] = m
+    return {"censor_slices": slices,
+            "censor_overall": binary_metrics([r["label"] for r in records], [r["predicted"] for r in records])}
+
+
+def _num(x, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x, digits: int = 2) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
 
 
 def check_targets(summary: dict) -> list[dict]:
@@ -363,20 +442,51 @@ def load_photo(photo: Photo) -> np.ndarray:
     return np.ascontiguousarray(to_uint8(read_image(photo.path).pixels))
 
 
-def run_method(detector, photos: list[Photo], seed: int, desc: str) -> tuple[list[dict], float]:
-    """Detect on every slice of every photo; returns the per-image records and the seconds spent
-    in ``detect`` (building the images excluded)."""
+def _photo_slices(photo: Photo, slices) -> list[SliceSpec]:
+    source = "screens" if photo.set == SCREENS_SET else "photos"
+    return [s for s in slices if s.source == source]
+
+
+def _region_fields(det, v: Variant) -> dict:
+    """Predicted boxes, box IoU against the true ones and the block size of the best-matching box
+    (the image's estimate when the detection has no boxes)."""
+    from .censor import boxes_mask
+
+    h, w = v.image.shape[:2]
+    regions = [r.to_record() for r in getattr(det, "regions", None) or []] if det.pixelated else []
+    truth = v.recipe.get("boxes", [])
+    block = None if det.block_size is None else round(float(det.block_size), 4)
+    if regions and truth:
+        t = boxes_mask(truth, h, w)
+        overlaps = [int((boxes_mask([r], h, w) & t).sum()) for r in regions]
+        best = regions[int(np.argmax(overlaps))]
+        if max(overlaps) > 0 and best.get("block_size") is not None:
+            block = best["block_size"]
+    return {"regions": regions, "region_block_size": block,
+            "iou": round(box_iou(truth, regions, h, w), 4) if truth and hasattr(det, "regions") else None}
+
+
+def run_method(detector, photos: list[Photo], seed: int, desc: str,
+               slices: tuple[SliceSpec, ...] = SLICES) -> tuple[list[dict], float]:
+    """Detect on every slice (of ``slices``: photo slices on benchmark photos, screenshot ones on
+    :data:`SCREENS_SET` images) of every photo; returns the per-image records and the seconds
+    spent in ``detect`` (building the images excluded)."""
     from tqdm import tqdm
 
     records, seconds = [], 0.0
-    with tqdm(total=len(photos) * len(SLICES), desc=desc, unit="img", dynamic_ncols=True) as bar:
+    total = sum(len(_photo_slices(p, slices)) for p in photos)
+    with tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
         for photo in photos:
+            todo = _photo_slices(photo, slices)
+            if not todo:
+                continue
             src = load_photo(photo)
-            for spec in SLICES:
+            for spec in todo:
                 v = build_variant(src, spec.name, slice_rng(seed, spec.name, photo.key))
                 t0 = time.perf_counter()
                 det = detector.detect(v.image)
                 seconds += time.perf_counter() - t0
+                extra = _region_fields(det, v) if spec.suite != "photos" else {}
                 records.append({
                     "set": photo.set, "file": photo.path.name, "slice": spec.name, "label": v.label,
                     "size": [int(v.image.shape[1]), int(v.image.shape[0])],
@@ -386,12 +496,13 @@ def run_method(detector, photos: list[Photo], seed: int, desc: str) -> tuple[lis
                     "predicted": int(det.pixelated),
                     "block_size": None if det.block_size is None else round(float(det.block_size), 4),
                     "grid_confidence": round(float(det.grid_confidence), 4),
+                    **extra,
                 })
                 bar.update(1)
     return records, seconds
 
 
-def evaluate_method(detector, photos: list[Photo], seed: int) -> dict:
+def evaluate_method(detector, photos: list[Photo], seed: int, slices: tuple[SliceSpec, ...] = SLICES) -> dict:
     """One method's entry in the report: run ``detector`` (a :class:`~deepclarity.detect.Detector`)
     on the benchmark made from ``photos`` and score it.
 
@@ -402,25 +513,38 @@ def evaluate_method(detector, photos: list[Photo], seed: int) -> dict:
     from ..detect import METHODS
 
     method = detector.method
-    records, seconds = run_method(detector, photos, seed, f"detect {method}")
+    records, seconds = run_method(detector, photos, seed, f"detect {method}", slices)
     summary = summarise(records)
     res = {"model": METHODS[method], "threshold": detector.threshold, "seconds": round(seconds, 3),
            "images_per_s": len(records) / seconds if seconds > 0 else 0.0, "summary": summary}
-    if method == "canny":
+    if method == "canny" and summary["overall"]["support"]:
         res["targets"] = check_targets(summary)
     res["images"] = records
     return res
 
 
 def new_report(command: str, photos: list[Photo], seed: int, threshold: float | None, device: str,
-               methods: list[str]) -> dict:
+               methods: list[str], slices: tuple[SliceSpec, ...] = SLICES) -> dict:
     """The report of a benchmark run before any method is evaluated: the command, the
     environment, the benchmark's make-up and the prototype's figures; ``methods`` (method ->
-    :func:`evaluate_method`'s result, or ``{"model", "skipped"}``) is filled in by the caller."""
+    :func:`evaluate_method`'s result, or ``{"model", "skipped"}``) is filled in by the caller.
+    With ``slices`` other than the photo slices, ``benchmark`` lists them with their suites."""
+    from .detect_report import environment
+
     env_text, env = environment(device, methods)
     sets: dict[str, int] = {}
     for p in photos:
         sets[p.set] = sets.get(p.set, 0) + 1
+    if tuple(slices) != SLICES:
+        suites = [s for s in SUITES if any(x.suite == s for x in slices)]
+        bench = {"seed": seed, "suites": suites, "sets": sets, "photos": len(photos),
+                 "images": sum(len(_photo_slices(p, slices)) for p in photos),
+                 "slices": [{"name": s.name, "label": s.label, "block_metric": s.block_metric, "suite": s.suite,
+                             "source": s.source, "region": s.region} for s in slices],
+                 "rng": "numpy.random.default_rng([seed, slice index, sha1('<set>/<file>')[:8] as int])"}
+        return {"command": command, "environment": env_text, "environment_detail": env,
+                "threshold": "calibrated per method (model card)" if threshold is None else threshold,
+                "benchmark": bench, "prototype": PROTOTYPE, "methods": {}}
     return {
         "command": command, "environment": env_text, "environment_detail": env,
         "threshold": "calibrated per method (model card)" if threshold is None else threshold,
@@ -474,125 +598,4 @@ def threshold_rates(probs: np.ndarray, labels: np.ndarray, threshold: float) -> 
     pos, neg = labels == 1, labels == 0
     return {"accuracy": float((pred == (labels == 1)).mean()), "recall": float(pred[pos].mean()),
             "fpr": float(pred[neg].mean()), "images": int(labels.size)}
-
-
-# ------------------------------------------------------------------------------------- reporting
-
-
-def _num(x, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def _pct(x, digits: int = 2) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def _block_cell(block: dict | None) -> str:
-    if block is None:
-        return "–"
-    return f"{_pct(block['share_within'], 1)} ({block['within']}/{block['images']})"
-
-
-def method_table(summary: dict) -> str:
-    """One method's Markdown table: a row per slice and the overall row (:func:`summarise`)."""
-    head = ("| slice | images | accuracy | precision | recall | F1 | FPR | block size within 10% |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|")
-    rows = []
-    for name, m in summary["slices"].items():
-        rows.append(f"| {name} | {m['support']} | {_num(m['accuracy'])} | {_num(m['precision'])} | "
-                    f"{_num(m['recall'])} | {_num(m['f1'])} | {_pct(m['fpr'])} | {_block_cell(m['block'])} |")
-    o = summary["overall"]
-    rows.append(f"| **overall** | **{o['support']}** | **{_num(o['accuracy'])}** | **{_num(o['precision'])}** | "
-                f"**{_num(o['recall'])}** | **{_num(o['f1'])}** | **{_pct(o['fpr'])}** | "
-                f"**{_block_cell(summary['block_fully_pixelated'])}** |")
-    return head + "\n" + "\n".join(rows)
-
-
-def prototype_table() -> str:
-    """The prototype's reported figures (:data:`PROTOTYPE`) as a Markdown table."""
-    lines = ["| method | test set | precision | recall | F1 | accuracy | FPR |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in PROTOTYPE:
-        lines.append(f"| {r['method']} | {r['test set']} | {_num(r['precision'], 3)} | {_num(r['recall'], 3)} | "
-                     f"{_num(r['f1'], 3)} | {_num(r['accuracy'], 3)} | {_pct(r['fpr'])} |")
-    return "\n".join(lines)
-
-
-def render_markdown(report: dict, cm_links: dict[str, str]) -> str:
-    """The report (:func:`new_report`, methods filled in) as Markdown: the command, the benchmark,
-    per method its table, block-size summary, confusion-matrix image (``cm_links``: method -> link)
-    and targets, then the prototype's figures and the environment."""
-    bench = report["benchmark"]
-    parts = [f"`{report['command']}`", ""]
-    per_set = ", ".join(f"{k} {v}" for k, v in bench["sets"].items())
-    parts.append(f"Detection benchmark: {bench['photos']} photos ({per_set}"
-                 f"; never trained on) × {len(SLICES)} slices = {bench['images']} images, seed {bench['seed']}, "
-                 f"threshold {report['threshold']}. Labels: pixelated = positive. FPR = false positives / "
-                 "negatives; \"–\" = undefined (e.g. precision on a slice without pixelated images). "
-                 f"Block size: share of fully pixelated images whose estimate is within "
-                 f"{BLOCK_TOLERANCE:.0%} of the truth (no estimate = miss).")
-    for method, res in report["methods"].items():
-        threshold = f", threshold {res['threshold']:.4f}" if "threshold" in res else ""
-        parts += ["", f"**{METHOD_TITLES.get(method, method)}** (`{res['model']}`{threshold})", ""]
-        if "skipped" in res:
-            parts.append(f"skipped: {res['skipped']}")
-            continue
-        s = res["summary"]
-        parts.append(method_table(s))
-        bf, bb = s["block_fully_pixelated"], s["block_factor_bins"]
-        median = ("undefined (over half missing)" if bf["median_rel_error"] is None and bf["images"]
-                  else _pct(bf["median_rel_error"], 1))
-        parts += ["", f"Block size, all fully pixelated slices: {_pct(bf['share_within'], 1)} within 10% "
-                      f"({bf['within']}/{bf['images']}, {bf['returned']} estimates returned), median relative "
-                      f"error {median} (returned only: {_pct(bf['median_rel_error_returned'], 1)}); "
-                      f"plain factor bins only: {_pct(bb['share_within'], 1)} ({bb['within']}/{bb['images']}). "
-                      f"Detection took {res['seconds']:.1f} s ({res['images_per_s']:.2f} images/s)."]
-        if method in cm_links:
-            parts += ["", f"![confusion matrix, {method}]({cm_links[method]})"]
-        if res.get("targets"):
-            parts += ["", "Targets (method 2):", "", "| target | measured | met |", "|---|---:|---|"]
-            for t in res["targets"]:
-                met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
-                parts.append(f"| {t['target']} | {t['shown']} | {met} |")
-    parts += ["", "Prototype (as reported by the prototype, measured on its own Flickr2K/DIV2K test sets, "
-                  "not comparable one-to-one):", "", prototype_table(), "", report["environment"]]
-    return "\n".join(parts) + "\n"
-
-
-def dump_report(report: dict) -> str:
-    """``report`` as indented JSON, except that each per-image record stays on one line (a full run
-    holds thousands; one per line keeps the file small and its diffs readable)."""
-    lines: dict[str, str] = {}
-    skeleton = json.loads(json.dumps(report, allow_nan=False))
-    for res in skeleton["methods"].values():
-        if "images" in res:
-            marks = []
-            for rec in res["images"]:
-                mark = f"@@record{len(lines)}@@"
-                lines[mark] = json.dumps(rec, allow_nan=False, separators=(", ", ": "))
-                marks.append(mark)
-            res["images"] = marks
-    text = json.dumps(skeleton, indent=1, allow_nan=False)
-    return re.sub(r'"(@@record\d+@@)"', lambda m: lines[m.group(1)], text) + "\n"
-
-
-def environment(device: str, methods: list[str]) -> tuple[str, dict]:
-    """The software, machine, threads, device and weight checksums of a run: one line for the
-    Markdown and the same as a dict for the JSON."""
-    import torch
-
-    from .. import __version__
-    from ..detect import METHODS
-    from ..models import get_spec
-
-    shas = {}
-    for m in methods:
-        if m in METHODS:
-            card = get_spec(METHODS[m]).card
-            shas[METHODS[m]] = (card or {}).get("sha256")
-    text = (f"deepclarity {__version__}, torch {torch.__version__}, {platform.machine()}, "
-            f"{torch.get_num_threads()} CPU threads, device {device}; weights sha256: "
-            + ", ".join(f"{k} {v or 'n/a'}" for k, v in shas.items()))
-    return text, {"deepclarity": __version__, "torch": torch.__version__, "machine": platform.machine(),
-                  "threads": torch.get_num_threads(), "device": device, "weights_sha256": shas}
-
 

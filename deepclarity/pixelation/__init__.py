@@ -5,7 +5,9 @@
 * :mod:`.recover` — exact cell edges (:func:`block_edges`, :func:`grid_edges`,
   :func:`refine_grid`) and the low-resolution image read back from them (:func:`recover_lowres`,
   :func:`expand_lowres`);
-* :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`).
+* :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`);
+* :mod:`.boxes` — boxes of pixelation found from local block-grid evidence, robust to JPEG
+  (:func:`find_pixelated_boxes`), and the grid inside one box (:func:`estimate_box_grid`).
 
 Each builds on the one before (``grid`` <- ``recover`` <- ``regions``); the public names of all
 three are importable from here.
@@ -14,6 +16,8 @@ three are importable from here.
 from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
 from .recover import block_edges, expand_lowres, grid_axes, grid_edges, lowres_shape, recover_lowres, refine_grid
 from .regions import find_mosaic_region
+from .boxes import estimate_box_grid, find_pixelated_boxes, grid_evidence
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
-           "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region"]
+           "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region",
+           "estimate_box_grid", "find_pixelated_boxes", "grid_evidence"]

@@ -483,13 +483,19 @@ def test_unavailable_cuda_is_fatal(images, tmp_path, capsys):
     ["-i", "x.png", "-o", "out", "--ext", "gif"],
     ["-i", "x.png", "-o", "out", "--device"],
     ["-i", "x.png"],
-    ["-o", "out"],
 ])
 def test_argparse_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["enhance", *argv])
     assert exc.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["enhance", "restore"])
+def test_no_inputs_at_all_is_a_usage_error_naming_both_ways_to_give_them(command, tmp_path, capsys):
+    assert main([command, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "-i INPUT" in err and "--input-list" in err and not (tmp_path / "out").exists()
 
 
 def test_help_in_a_subprocess():

@@ -27,7 +27,7 @@ pytest.importorskip("ray.data")
 pa = pytest.importorskip("pyarrow")
 
 BROKEN = ("broken.png", "notes.jpg")
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_a_killed_worker_is_retried_without_loss_or_duplicates(cluster, folder, 
     job = RayJob("enhance", options={"options": {"model": "mobilesr", "outscale": 1.0}, "outdir": str(out),
                                      "suffix": "x"},
                  workers=2, batch_size=2, device="cpu", quiet=True, udf=CrashOnce)
-    records = list(job.records([str(p) for p in files]))
+    records = list(job.records([str(p) for p in files], rels=[p.name for p in files]))
     assert marker.exists()
     assert [r["input"] for r in records] == [str(p) for p in files]  # none lost, none twice
     assert {Path(r["input"]).name for r in records if r["status"] == "error"} == set(BROKEN)

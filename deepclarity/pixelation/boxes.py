@@ -1,0 +1,222 @@
+"""Where the blocks are: boxes of pixelation in an image, each with its own block size and phase.
+
+Block-grid evidence is local and needs no grid: along a row, a pixelated stretch one block long
+holds exactly one step (the block boundary) and no other change, whether the blocks are
+nearest samples or block averages; a JPEG round trip adds small ripples around the step but
+leaves it the largest change by far. So for every pixel, a window of about one block along
+``x`` (``y``) is *block-like* when its largest neighbour difference is a real step and the
+rest of the window changes little next to it (:func:`grid_evidence`). Text and texture fail
+(several changes per window), flat areas and gradients fail (no step), and where both axes are
+block-like in most of a neighbourhood, blocks are likely (:func:`find_pixelated_boxes`). A lone
+UI border is block-like along one axis only; a ruled table passes the map but not the check
+that follows: each box must hold a block grid, estimated inside it alone from boundary profiles
+restricted to the box (:func:`estimate_box_grid`, which also works on strips a few blocks high
+by sharing the period between the axes).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .grid import MAX_BLOCK, GridEstimate, _comb_correlations, _gray
+
+__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_box"]
+
+#: A step at least this large (8-bit levels) can be a block boundary.
+MIN_STEP = 6.0
+#: Within a block-long window, everything but the largest step may add up to this share of it.
+RESIDUAL_SHARE = 0.6
+#: Neighbour differences up to this many levels are noise (JPEG ripples), not changes.
+NOISE = 3.0
+#: Share of block-like pixels (each axis) in a 3-block neighbourhood for it to count as blocks.
+MIN_DENSITY = 0.35
+
+
+def _shift(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """``a`` moved by ``n`` pixels towards the start along ``axis`` (``out[x] = a[x + n]``), zero-filled."""
+    out = np.zeros_like(a)
+    if n <= 0 or n >= a.shape[axis]:
+        return out
+    if axis == 1:
+        out[:, :-n] = a[:, n:]
+    else:
+        out[:-n, :] = a[n:, :]
+    return out
+
+
+def _axis_evidence(gray: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """``HxW`` bool: the ``2k+1``-long window along ``axis`` centred on each pixel holds two steps
+    about a block apart (``k - 1`` to ``k + 1`` pixels), at most three steps, and little change
+    besides (see the module's description)."""
+    h, w = gray.shape
+    d = np.zeros((h, w), np.float32)
+    # Changes of a few levels (JPEG ripples, dithering) are not counted.
+    if axis == 1:
+        d[:, :-1] = np.maximum(np.abs(np.diff(gray, axis=1)) - NOISE, 0)
+        line = np.ones((1, 5), np.uint8)
+        size = (2 * k + 1, 1)  # cv2 sizes are (width, height)
+    else:
+        d[:-1, :] = np.maximum(np.abs(np.diff(gray, axis=0)) - NOISE, 0)
+        line = np.ones((5, 1), np.uint8)
+        size = (1, 2 * k + 1)
+    steps = (d >= MIN_STEP - NOISE) & (d >= cv2.dilate(d, line, borderType=cv2.BORDER_REFLECT))
+    pairs = steps & (_shift(steps, k, axis) | _shift(steps, k - 1, axis) | _shift(steps, k + 1, axis))
+    s32 = steps.astype(np.float32)
+    n_steps = cv2.boxFilter(s32, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    on = cv2.boxFilter(d * s32, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    rest = cv2.boxFilter(d * (1 - s32), -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    near_pair = cv2.dilate(pairs.astype(np.uint8), np.ones(size[::-1], np.uint8)) > 0
+    return near_pair & (n_steps <= 3.5) & (rest <= RESIDUAL_SHARE * on)
+
+
+def grid_evidence(img: np.ndarray, block: float) -> np.ndarray:
+    """``HxW`` float32 in [0, 1]: how block-like each pixel's neighbourhood is for blocks of
+    about ``block`` pixels: the share of pixels block-like along either axis
+    (:func:`_axis_evidence`) in a window two blocks wide. ``img`` is ``HxW[xC]`` uint8."""
+    gray = _gray(img).astype(np.float32)
+    k = int(max(2, round(block)))
+    side = 2 * k + 1
+    either = _axis_evidence(gray, k, 1) | _axis_evidence(gray, k, 0)
+    return cv2.boxFilter(either.astype(np.float32), -1, (side, side), borderType=cv2.BORDER_REFLECT)
+
+
+def _step_profile(gray: np.ndarray, axis: int) -> np.ndarray:
+    """Count of steps at each position along ``axis`` (1 = over x): a neighbour difference of at
+    least :data:`MIN_STEP` that is the largest within two pixels either side (so the ripples
+    JPEG leaves beside a step do not count). Entry ``x`` is the step between ``x`` and ``x + 1``."""
+    g = gray.astype(np.float32)
+    d = np.abs(np.diff(g, axis=axis))
+    if d.size == 0:
+        return np.zeros(0)
+    kernel = np.ones((1, 5) if axis == 1 else (5, 1), np.uint8)
+    peak = cv2.dilate(d, kernel, borderType=cv2.BORDER_REFLECT)
+    steps = (d >= MIN_STEP) & (d >= peak)
+    return steps.sum(axis=1 - axis).astype(np.float64)
+
+
+def _teeth_hit(profile: np.ndarray, period: float, phase: float) -> int:
+    """How many teeth of the comb ``(period, phase)`` fall on a position with a step."""
+    x = np.flatnonzero(profile > 0)
+    on = ((x - phase) % period) < 1.0
+    return int(np.unique(np.floor((x[on] - phase) / period)).size)
+
+
+def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = None, *,
+                      min_confidence: float = 0.5, max_block: float = MAX_BLOCK) -> GridEstimate:
+    """Block size and phase inside ``box`` ``(x0, y0, x1, y1)`` of ``img`` (the whole image when
+    ``None``), from that box alone.
+
+    Each axis gives a profile of step counts (:func:`_step_profile`: robust to JPEG ripples, the
+    same for nearest-sample and block-average blocks). Blocks being square, one period is fitted
+    to both axes: every candidate from 2 px to a third of the longer side is scored by the comb
+    correlation (:func:`~.grid._comb_correlations`, best phase per axis) of each axis, weighted
+    by its number of steps, so a strip one block high (a censored line of text) is measured
+    along its length and only phased across it. Phases are in image coordinates (the first
+    boundary at or after 0). ``block_size`` is ``None`` when that score is under
+    ``min_confidence`` or fewer than three grid lines carry steps (a lone UI border is no grid).
+    """
+    arr = np.asarray(img)
+    h, w = arr.shape[:2]
+    x0, y0, x1, y1 = (0, 0, w, h) if box is None else (int(v) for v in box)
+    x0, y0 = max(0, x0), max(0, y0)
+    crop = arr[y0:y1, x0:x1]
+    none = GridEstimate(None, None, None, 0.0)
+    if crop.shape[0] < 3 or crop.shape[1] < 3:
+        return none
+    gray = _gray(crop)
+    profiles = [_step_profile(gray, axis) for axis in (1, 0)]  # x, then y
+    counts = np.array([p.sum() for p in profiles])
+    longest = max(crop.shape[:2])
+    top = min(max_block, longest / 3.0)
+    if counts.sum() < 3 or top < 2.0:
+        return none
+
+    def score(periods: np.ndarray) -> tuple[np.ndarray, list]:
+        total, phases = np.zeros(periods.size), []
+        for p, n in zip(profiles, counts):
+            if n == 0 or p.std() <= 1e-9:
+                phases.append(np.zeros(periods.size))
+                continue
+            nbins = max(8, int(round(periods.max() / 0.05)))
+            corr, phase = _comb_correlations(p, periods, nbins)
+            total += n * corr
+            phases.append(phase)
+        return total / counts.sum(), phases
+
+    coarse = np.arange(2.0, top + 1e-9, 0.1)
+    if coarse.size == 0:
+        return none
+    corr, _ = score(coarse)
+    centre = float(coarse[int(np.argmax(corr))])
+    fine = np.arange(max(2.0, centre - 0.1), min(top, centre + 0.1) + 1e-9, 0.01)
+    corr, phases = score(fine)
+    i = int(np.argmax(corr))
+    period, confidence = float(fine[i]), float(corr[i])
+    fx, fy = float(phases[0][i]), float(phases[1][i])
+    teeth = _teeth_hit(profiles[0], period, fx) + _teeth_hit(profiles[1], period, fy)
+    if confidence < min_confidence or teeth < 3:
+        return GridEstimate(None, None, None, max(confidence, 0.0))
+    # A profile entry x is the step between x and x+1: blocks start at x+1; back to image coordinates.
+    phx = (fx + 1 + x0) % period
+    phy = (fy + 1 + y0) % period
+    return GridEstimate(period, (period, period), (float(phx), float(phy)), confidence)
+
+
+def snap_box(box: tuple[int, int, int, int], grid: GridEstimate, height: int, width: int) -> tuple[int, int, int, int]:
+    """``box`` with each side moved to the nearest line of ``grid`` (within half a block),
+    clipped to the image."""
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+
+    def near(v: int, b: float, p: float, limit: int) -> int:
+        k = round((v - p) / b)
+        line = int(round(p + k * b))
+        return int(min(max(line if abs(line - v) <= b / 2 else v, 0), limit))
+
+    x0, y0, x1, y1 = box
+    nx0, nx1 = near(x0, bx, px, width), near(x1, bx, px, width)
+    ny0, ny1 = near(y0, by, py, height), near(y1, by, py, height)
+    if nx1 <= nx0:
+        nx0, nx1 = x0, x1
+    if ny1 <= ny0:
+        ny0, ny1 = y0, y1
+    return nx0, ny0, nx1, ny1
+
+
+def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | None = None,
+                         min_blocks: float = 2.0, min_confidence: float = 0.5,
+                         max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
+    """Boxes of blocks of about ``block`` pixels in ``img`` (``HxW[xC]`` uint8), largest first.
+
+    The block-like neighbourhoods of :func:`grid_evidence` (at least :data:`MIN_DENSITY`),
+    closed over two blocks (cells of one flat colour inside a mosaic show no steps) and split
+    into connected groups; each group's bounding box is kept when it spans ``min_blocks`` blocks
+    on each side, touches ``near`` (``HxW`` bool, e.g. where the detector fired) when given,
+    and holds a block grid of its own (:func:`estimate_box_grid` with ``min_confidence``);
+    its sides are then snapped to that grid (:func:`snap_box`). At most ``max_boxes`` boxes
+    (and three times as many groups checked). Returns ``[(box, grid), ...]``
+    with ``box = (x0, y0, x1, y1)``, end exclusive.
+    """
+    arr = np.asarray(img)
+    h, w = arr.shape[:2]
+    k = int(max(2, round(block)))
+    mask = (grid_evidence(arr, block) >= MIN_DENSITY).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    found, checked = [], 0
+    for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:
+        if len(found) >= max_boxes or checked >= 3 * max_boxes:
+            break
+        x0, y0 = int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP])
+        bw, bh = int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])
+        if bw < min_blocks * block or bh < min_blocks * block:
+            continue
+        box = (x0, y0, x0 + bw, y0 + bh)
+        if near is not None and not near[y0:y0 + bh, x0:x0 + bw].any():
+            continue
+        checked += 1
+        grid = estimate_box_grid(arr, box, min_confidence=min_confidence)
+        if not grid.found:
+            continue
+        found.append((snap_box(box, grid, h, w), grid))
+    return found
