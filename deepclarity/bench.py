@@ -17,8 +17,9 @@ import numpy as np
 
 from .errors import DeepClarityError
 
-__all__ = ["hardware", "median_time", "bench_detect", "format_bench", "SR_FRAME", "sr_bench_models", "bench_sr",
-           "format_bench_sr", "bench_detect_ray", "format_bench_ray"]
+__all__ = ["hardware", "run_times", "median_time", "fastest_time", "bench_detect", "format_bench", "SR_FRAME",
+           "sr_bench_models", "CPU_OPTIONS", "cpu_options", "bench_sr", "format_bench_sr", "bench_train",
+           "format_bench_train", "bench_detect_ray", "format_bench_ray"]
 
 
 def hardware(device) -> str:
@@ -38,8 +39,9 @@ def hardware(device) -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
-def median_time(fn, repeats: int, sync=None) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
+def run_times(fn, repeats: int, sync=None) -> list[float]:
+    """Seconds of each of ``repeats`` runs of ``fn()`` after one warm-up run (``sync`` waits for
+    the device, e.g. ``torch.cuda.synchronize``)."""
     fn()
     if sync:
         sync()
@@ -50,23 +52,18 @@ def median_time(fn, repeats: int, sync=None) -> float:
         if sync:
             sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn, repeats: int, sync=None) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
+    return statistics.median(run_times(fn, repeats, sync))
 
 
 def fastest_time(fn, repeats: int, sync=None) -> float:
-    """Fastest seconds of ``fn()`` over ``repeats`` runs after one warm-up: on a shared machine the
+    """Fastest seconds of ``fn()`` over ``repeats`` runs after a warm-up: on a shared machine the
     fastest run is the one least disturbed by other work."""
-    fn()
-    if sync:
-        sync()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return min(run_times(fn, repeats, sync))
 
 
 def _sample_photos(data: str | None) -> list[np.ndarray]:

@@ -27,6 +27,8 @@ __all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_b
 MIN_STEP = 6.0
 #: Within a block-long window, everything but the largest step may add up to this share of it.
 RESIDUAL_SHARE = 0.6
+#: A step counts in a box's profile from this share of its strongest steps (90th percentile) up.
+STEP_SHARE = 0.3
 #: Neighbour differences up to this many levels are noise (JPEG ripples), not changes.
 NOISE = 3.0
 #: Share of block-like pixels (each axis) in a 3-block neighbourhood for it to count as blocks.
@@ -83,7 +85,7 @@ def grid_evidence(img: np.ndarray, block: float) -> np.ndarray:
 
 def _step_profile(gray: np.ndarray, axis: int) -> np.ndarray:
     """Count of steps at each position along ``axis`` (1 = over x): a neighbour difference of at
-    least :data:`MIN_STEP` that is the largest within two pixels either side (so the ripples
+    least :data:`MIN_STEP` and :data:`STEP_SHARE` of the strong steps' 90th percentile that is the largest within two pixels either side (so the ripples
     JPEG leaves beside a step do not count). Entry ``x`` is the step between ``x`` and ``x + 1``."""
     g = gray.astype(np.float32)
     d = np.abs(np.diff(g, axis=axis))
@@ -91,7 +93,10 @@ def _step_profile(gray: np.ndarray, axis: int) -> np.ndarray:
         return np.zeros(0)
     kernel = np.ones((1, 5) if axis == 1 else (5, 1), np.uint8)
     peak = cv2.dilate(d, kernel, borderType=cv2.BORDER_REFLECT)
-    steps = (d >= MIN_STEP) & (d >= peak)
+    # JPEG ripples grow with the contrast of the steps they surround: the bar rises with it.
+    strong = d[d > MIN_STEP]
+    bar = max(MIN_STEP, STEP_SHARE * float(np.percentile(strong, 90))) if strong.size else MIN_STEP
+    steps = (d >= bar) & (d >= peak)
     return steps.sum(axis=1 - axis).astype(np.float64)
 
 
@@ -111,8 +116,9 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     same for nearest-sample and block-average blocks). Blocks being square, one period is fitted
     to both axes: every candidate from 2 px to a third of the longer side is scored by the comb
     correlation (:func:`~.grid._comb_correlations`, best phase per axis) of each axis, weighted
-    by its number of steps, so a strip one block high (a censored line of text) is measured
-    along its length and only phased across it. Phases are in image coordinates (the first
+    by its number of steps (and, under six blocks long, by its share of six blocks), so a strip one block high (a censored line of text) is measured
+    along its length and only phased across it. A whole number of pixels within 12% that fits
+    about as well (97% of the score) is preferred. Phases are in image coordinates (the first
     boundary at or after 0). ``block_size`` is ``None`` when that score is under
     ``min_confidence`` or fewer than three grid lines carry steps (a lone UI border is no grid).
     """
@@ -133,16 +139,20 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
         return none
 
     def score(periods: np.ndarray) -> tuple[np.ndarray, list]:
-        total, phases = np.zeros(periods.size), []
+        total, weights, phases = np.zeros(periods.size), np.zeros(periods.size), []
         for p, n in zip(profiles, counts):
             if n == 0 or p.std() <= 1e-9:
                 phases.append(np.zeros(periods.size))
                 continue
             nbins = max(8, int(round(periods.max() / 0.05)))
             corr, phase = _comb_correlations(p, periods, nbins)
-            total += n * corr
+            # An axis only a few blocks long can fit a wrong period by dropping a tooth: it
+            # counts in proportion to its blocks, fully from six on.
+            weight = n * np.minimum(1.0, (p.size + 1) / (6.0 * periods))
+            total += weight * corr
+            weights += weight
             phases.append(phase)
-        return total / counts.sum(), phases
+        return total / np.maximum(weights, 1e-12), phases
 
     coarse = np.arange(2.0, top + 1e-9, 0.1)
     if coarse.size == 0:
@@ -154,6 +164,12 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     i = int(np.argmax(corr))
     period, confidence = float(fine[i]), float(corr[i])
     fx, fy = float(phases[0][i]), float(phases[1][i])
+    # Censor tools use whole-pixel blocks: prefer the nearest integer when it fits about as well.
+    whole = float(round(period))
+    if whole >= 2.0 and whole != period and abs(whole - period) <= 0.12 * period:
+        c, ph = score(np.array([whole]))
+        if c[0] >= 0.97 * confidence:
+            period, confidence, fx, fy = whole, float(c[0]), float(ph[0][0]), float(ph[1][0])
     teeth = _teeth_hit(profiles[0], period, fx) + _teeth_hit(profiles[1], period, fy)
     if confidence < min_confidence or teeth < 3:
         return GridEstimate(None, None, None, max(confidence, 0.0))
