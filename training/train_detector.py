@@ -10,6 +10,10 @@ validation (a hash of the file path puts ~10% in validation). Samples are synthe
 native resolution (crops of ``deepclarity.detect.CROP_SIZE``; small images are padded, never
 upscaled) by :mod:`training.synth`: full-image pixelation or a mosaic as positives; clean photos
 and hard negatives (upscaled, blurred, sharpened, JPEG) as negatives; then resizing, JPEG and noise.
+``--synthesis v2`` (:mod:`training.synth_v2`) adds screenshots (``train/screens``) and drawn
+non-photo carriers, censor mosaics of every shape (block average or nearest, any phase, 2-32 px
+blocks), screenshot scaling, HiDPI hard negatives and small snippets; v1 stays the default, so
+the shipped weights' card command reproduces them.
 
 Sample ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a run is reproducible and a
 resumed run continues exactly where it stopped. Checkpoints (model, optimiser, step) go to
@@ -43,6 +47,7 @@ from deepclarity.runtime import configure_threads
 from .data import load_images, split_images
 from .loop import RankSampler, Schedule, Trainer, command_line, distributed
 from .synth import SynthDataset, validation_set
+from .synth_v2 import SynthDatasetV2, validation_set_v2
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Card fields that summarise a run in ``earlier_runs``.
@@ -86,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--from-weights", action=argparse.BooleanOptionalAction, default=True,
                         help="with no checkpoint, start from the shipped weights if present")
     parser.add_argument("--limit-images", type=int, default=0, help="use only N training images (smoke tests)")
+    parser.add_argument("--synthesis", choices=["v1", "v2"], default="v1",
+                        help="sample synthesis: v1 photos only (the shipped weights'), v2 adds screenshots, "
+                             "drawn carriers and censor mosaics (training.synth_v2)")
     return parser.parse_args(argv)
 
 
@@ -104,7 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         train_paths, val_paths = train_paths[: args.limit_images], val_paths[: max(1, args.limit_images // 4)]
     train_images = load_images(train_paths, "train")
     val_images = load_images(val_paths, "validation")
-    val_x, val_y = validation_set(val_images, args.method, args.seed, args.val_per_image)
+    if args.synthesis == "v2":
+        def parts(paths, images):  # screenshots (train/screens) apart from photos
+            screens = [im for p, im in zip(paths, images) if p.parent.name == "screens"]
+            return [im for p, im in zip(paths, images) if p.parent.name != "screens"], screens
+
+        val_x, val_y = validation_set_v2(*parts(val_paths, val_images), args.method, args.seed, args.val_per_image)
+        dataset = SynthDatasetV2(*parts(train_paths, train_images), args.method, args.seed)
+    else:
+        val_x, val_y = validation_set(val_images, args.method, args.seed, args.val_per_image)
+        dataset = SynthDataset(train_images, args.method, args.seed)
 
     model = create_model(model_name, pretrained=False).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -117,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
     elif args.from_weights and out.is_file():
-        run.continue_from_weights(model, metrics=("val_acc", "val_fpr", "val_fnr", "val_loss"), run_fields=RUN_FIELDS)
+        from deepclarity.models.weights import read_card
+
+        # Weights made with another synthesis were validated on other samples: their scores are not
+        # a bar for this run, and its schedule starts afresh from their step.
+        same = (read_card(out) or {}).get("synthesis", "v1") == args.synthesis
+        run.continue_from_weights(model, metrics=("val_acc", "val_fpr", "val_fnr", "val_loss") if same else (),
+                                  run_fields=RUN_FIELDS, restart=not same)
 
     net = dist.wrap(model)  # DistributedDataParallel under torchrun (BatchNorm statistics stay per rank)
 
@@ -135,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": args.batch, "processes": dist.world, "batch_per_process": local_batch, "seed": args.seed,
                 "data": f"{len(train_images)} photos from train/ (validation: {len(val_images)} others)",
                 "validation": f"{len(val_y)} synthesised crops, {args.val_per_image} per validation photo",
+                **({"synthesis": args.synthesis} if args.synthesis != "v1" else {}),
                 "threads": threads}
 
     start = run.progress.samples or run.progress.step * args.batch  # global samples consumed
-    loader = DataLoader(SynthDataset(train_images, args.method, args.seed), batch_size=local_batch,
+    loader = DataLoader(dataset, batch_size=local_batch,
                         sampler=RankSampler(start, dist.rank, dist.world), num_workers=args.workers,
                         persistent_workers=args.workers > 0, prefetch_factor=4 if args.workers else None)
     run.fit(loader, train_step, lambda: evaluate(model, val_x, val_y), ship=model, card=card,

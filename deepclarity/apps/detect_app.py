@@ -44,6 +44,7 @@ class DetectRow:
     block_size: float | None = None
     phase: list[float] | None = None
     region_map: list[list[float]] = field(default_factory=list)
+    regions: list[dict] = field(default_factory=list)
     size: tuple[int, int] | None = None  # (width, height)
     method: str | None = None
     error: str | None = None
@@ -60,7 +61,7 @@ class DetectRow:
             "file": self.name, "verdict": self.verdict, "pixelated": self.pixelated,
             "probability": None if self.probability is None else round(self.probability, 6),
             "block_size": None if self.block_size is None else round(self.block_size, 3),
-            "phase": self.phase, "region_map": self.region_map, "method": self.method,
+            "phase": self.phase, "region_map": self.region_map, "regions": self.regions, "method": self.method,
             "width": None if self.size is None else self.size[0],
             "height": None if self.size is None else self.size[1],
             "error": self.error,
@@ -71,6 +72,8 @@ def _caption(row: DetectRow) -> str:
     text = f"{row.name}: {row.verdict}, p = {row.probability:.3f}"
     if row.block_size is not None:
         text += f", blocks ≈ {row.block_size:.1f} px"
+    if row.regions:
+        text += f", {len(row.regions)} box{'es' if len(row.regions) != 1 else ''}"
     return text
 
 
@@ -179,10 +182,12 @@ def detect_images(files: Any, method: str = "canny", threshold: float | None = N
             block_size=None if det.block_size is None else float(det.block_size),
             phase=None if det.phase is None else [round(float(v), 3) for v in det.phase],
             region_map=np.round(det.region_map.astype(float), 4).tolist(),
+            regions=[r.to_record() for r in det.regions],
             size=(loaded.width, loaded.height), method=method,
         )
         rows.append(row)
-        overlay = overlay_region_map(to_uint8(loaded.pixels), det.region_map, max_side=display_max_side)
+        overlay = overlay_region_map(to_uint8(loaded.pixels), det.region_map, max_side=display_max_side,
+                                     boxes=det.regions)
         gallery.append((overlay, _caption(row)))
     if not gallery:
         reasons = "; ".join(f"{r.name}: {r.error}" for r in rows)
@@ -241,7 +246,8 @@ def build_detect_app(*, device: str = "auto", preload: bool = True, examples: bo
             "# DeepClarity: is this image pixelated?\n"
             "Upload one or several images and press **Detect**. Each image comes back with its "
             "region map: every tile is tinted by its probability of being pixelated "
-            "(red = pixelated, green = clean), with the verdict, probability and block size."
+            "(red = pixelated, green = clean), the pixelated boxes are outlined in magenta, "
+            "with the verdict, probability and block size (per box in the JSON)."
         )
         gr.Markdown("\n\n".join(f"⚠️ {p}" for p in problems), visible=bool(problems),
                     elem_id="model-status")

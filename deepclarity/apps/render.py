@@ -19,6 +19,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from ..enhance import DEFAULT_UPSCALER
@@ -40,6 +41,8 @@ __all__ = [
 DISPLAY_MAX_SIDE = 2048
 #: Opacity of the region-map tint.
 OVERLAY_ALPHA = 0.35
+#: Outline colour of the pixelated boxes on a region map (RGB).
+BOX_COLOUR = (255, 0, 255)
 #: Detection method -> what the UI calls it (method numbers as in the prototype).
 METHOD_LABELS = {
     "canny": "Method 2: Canny edge maps (default)",
@@ -173,8 +176,9 @@ def upscaler_label(name: str, *, short: bool = False) -> str:
 
 
 def overlay_region_map(image: np.ndarray, region_map: np.ndarray, *, alpha: float = OVERLAY_ALPHA,
-                       borders: bool = True, max_side: int | None = None) -> np.ndarray:
-    """Tint each cell of ``image`` by its pixelated-probability: red = pixelated, green = clean.
+                       borders: bool = True, max_side: int | None = None, boxes=()) -> np.ndarray:
+    """Tint each cell of ``image`` by its pixelated-probability: red = pixelated, green = clean;
+    outline the pixelated ``boxes``.
 
     The image is divided into ``rows x cols`` cells exactly as
     :func:`deepclarity.detect.tile_grid` divides it (cell ``r`` spans rows
@@ -187,6 +191,8 @@ def overlay_region_map(image: np.ndarray, region_map: np.ndarray, *, alpha: floa
         alpha: tint opacity in [0, 1].
         borders: draw the cell borders.
         max_side: downscale first so the longest side is at most this (display only).
+        boxes: pixelated boxes to outline (``(x, y, w, h)`` in the image's pixels, or anything
+            with those attributes, e.g. :class:`deepclarity.detect.Region`), drawn in magenta.
 
     Returns:
         ``HxWx3`` ``uint8`` (smaller when ``max_side`` applied).
@@ -205,6 +211,7 @@ def overlay_region_map(image: np.ndarray, region_map: np.ndarray, *, alpha: floa
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     h, w = img.shape[:2]
+    full_w = w
     if max_side and max(h, w) > max_side:
         from PIL import Image
 
@@ -229,7 +236,16 @@ def overlay_region_map(image: np.ndarray, region_map: np.ndarray, *, alpha: floa
                 else:
                     line[:, lo:hi] = True
         out[line] = out[line] * 0.4 + 255.0 * 0.6
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    f = w / full_w  # display scale
+    thick = max(2, round(min(h, w) / 200))
+    for b in boxes:
+        bx, by, bw, bh = (b.x, b.y, b.w, b.h) if hasattr(b, "x") else b
+        x0, y0 = int(np.floor(bx * f)), int(np.floor(by * f))
+        x1, y1 = int(np.ceil((bx + bw) * f)) - 1, int(np.ceil((by + bh) * f)) - 1
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w - 1, max(x0, x1)), min(h - 1, max(y0, y1))
+        cv2.rectangle(out, (x0, y0), (x1, y1), BOX_COLOUR, thick)
+    return out
 
 
 def display_box(box: Box, from_size: tuple[int, int],

@@ -5,7 +5,8 @@
 * :mod:`.recover` — exact cell edges (:func:`block_edges`, :func:`grid_edges`,
   :func:`refine_grid`) and the low-resolution image read back from them (:func:`recover_lowres`,
   :func:`expand_lowres`);
-* :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`);
+* :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`),
+  and rebuilding given boxes on their own grids (:func:`restore_regions`);
 * :mod:`.boxes` — boxes of pixelation found from local block-grid evidence, robust to JPEG
   (:func:`find_pixelated_boxes`), and the grid inside one box (:func:`estimate_box_grid`).
 
@@ -15,9 +16,10 @@ three are importable from here.
 
 from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
 from .recover import block_edges, expand_lowres, grid_axes, grid_edges, lowres_shape, recover_lowres, refine_grid
-from .regions import find_mosaic_region
+from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
 from .boxes import estimate_box_grid, find_pixelated_boxes, grid_evidence
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region",
-           "estimate_box_grid", "find_pixelated_boxes", "grid_evidence"]
+           "estimate_box_grid", "find_pixelated_boxes", "grid_evidence", "COARSE_BLOCK", "RegionRestore",
+           "restore_regions"]

@@ -4,9 +4,16 @@ A mosaic (GIMP Pixelize, Photoshop Mosaic, a screenshot tool's censor box) is a 
 constant cells on a grid over an otherwise natural picture. :func:`find_mosaic_region` finds it
 from cell statistics on the grid (:mod:`.grid` estimates it, :func:`~.recover.refine_grid` snaps it)
 and returns its bounding box; the restorer then rebuilds only that box.
+
+:func:`restore_regions` rebuilds real mosaics (JPEG'd or resized, block average or nearest sample)
+given their boxes and grids (e.g. :attr:`deepclarity.detect.Detection.regions`): each box on its
+own grid, one value per block by a trimmed mean of its interior, upscaled back, blended in
+without a seam and only inside the box.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -14,7 +21,16 @@ import numpy as np
 from .grid import GridEstimate, estimate_grid
 from .recover import _check_image, grid_axes, grid_edges, refine_grid
 
-__all__ = ["find_mosaic_region"]
+__all__ = ["find_mosaic_region", "RegionRestore", "restore_regions", "COARSE_BLOCK"]
+
+#: Blocks this large (px) hold too little of the picture for restoration to help.
+COARSE_BLOCK = 24.0
+#: The box must be block-constant on its grid: its block image matches it to within this PSNR
+#: (dB; JPEG'd mosaics from quality 50 up pass), else it is kept as it is.
+MIN_BLOCK_FIT_DB = 26.0
+#: A restored box must explain its blocks: re-averaged on the same grid it matches the input's
+#: block values to within this PSNR (dB), else the input is kept.
+MIN_CONSISTENCY_DB = 30.0
 
 #: A box covering at least this share of the image is full-image pixelation, not a censor mosaic.
 MAX_MOSAIC_COVER = 0.9
@@ -249,3 +265,125 @@ def _mosaic_cells_box(arr: np.ndarray, img3: np.ndarray, grid: GridEstimate, tol
     y1 = _extend_partial(img3, ys, _with_end(xs, x0, x1), y1, tol, axis=0)
     area = int(counts[labels == best].sum())
     return (x0, y0, x1, y1), area, grid
+
+
+@dataclass
+class RegionRestore:
+    """What :func:`restore_regions` did to one box ``(x0, y0, x1, y1)``: ``status`` is
+    ``"restored"``, ``"too-coarse"`` (blocks of at least :data:`COARSE_BLOCK` px), ``"no-grid"``
+    (no block size) or ``"kept"`` (the box is not block-constant on its grid, or the restoration
+    did not explain its blocks; ``consistency_db`` is the failing PSNR, or for ``"restored"``
+    the restoration's re-averaged blocks against the input's)."""
+
+    box: tuple[int, int, int, int]
+    block_size: float | None
+    status: str
+    consistency_db: float | None = None
+
+
+def _onto_grid(image: np.ndarray, n_rows: int, n_cols: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``image`` (the ``n_rows x n_cols`` block values, or an enlargement of them by any factor)
+    resampled bicubically onto the pixels of the cells with edges ``ys``/``xs``: each value lands
+    on its cell's centre, whatever the grid's phase and partial cells."""
+    fy, fx = image.shape[0] / n_rows, image.shape[1] / n_cols
+
+    def coords(edges: np.ndarray, n: int, f: float) -> np.ndarray:
+        centres = (edges[:-1] + edges[1:]) / 2.0
+        pos = np.arange(edges[-1] - edges[0], dtype=np.float64) + edges[0] + 0.5
+        index = np.interp(pos, centres, np.arange(n, dtype=np.float64)) if n > 1 else np.zeros(pos.size)
+        return ((index + 0.5) * f - 0.5).astype(np.float32)
+
+    cy, cx = coords(ys, n_rows, fy), coords(xs, n_cols, fx)
+    map_x = np.broadcast_to(cx[None, :], (cy.size, cx.size)).copy()
+    map_y = np.broadcast_to(cy[:, None], (cy.size, cx.size)).copy()
+    out = cv2.remap(np.ascontiguousarray(image), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(cy.size, cx.size, *image.shape[2:])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def restore_regions(img: np.ndarray, regions, *, upscale=None, feather: float = 6.0,
+                    coarse: float = COARSE_BLOCK) -> tuple[np.ndarray, list[RegionRestore]]:
+    """Rebuild each pixelated box of ``img`` (``HxWx3`` ``uint8``) on its own grid.
+
+    Args:
+        img: the image.
+        regions: boxes with their grids: objects with ``x y w h block_size phase`` (a
+            :class:`deepclarity.detect.Region`) or dicts with those keys; ``phase`` in image
+            coordinates.
+        upscale: ``f(low) -> uint8 image``: the recovered blocks (one pixel each) enlarged by any
+            factor (a super-resolution model); the result is then resampled bicubically onto the
+            box's grid, each block value on its cell's centre. Default: no model, bicubic alone.
+        feather: width in pixels of the blend ramp inside each box's sides (at most half a block).
+        coarse: block size from which a box is left as it is (``"too-coarse"``).
+
+    Returns:
+        ``(image, [RegionRestore, ...])``. Pixels outside every box are the input's, bit for bit;
+        a box that its own block image does not match to :data:`MIN_BLOCK_FIT_DB` (no mosaic
+        there, or a wrong grid), or whose restoration, averaged back over its grid, does not match the input's block
+        values to :data:`MIN_CONSISTENCY_DB` is kept as it was: never worse than the input.
+    """
+    from .recover import expand_lowres, grid_edges, recover_lowres, refine_grid
+
+    arr = np.ascontiguousarray(img)
+    out = arr.copy()
+    h, w = arr.shape[:2]
+    report = []
+    for r in regions:
+        def get(k, r=r):
+            return r[k] if isinstance(r, dict) else getattr(r, k)
+
+        x0, y0 = max(0, int(get("x"))), max(0, int(get("y")))
+        x1, y1 = min(w, int(get("x")) + int(get("w"))), min(h, int(get("y")) + int(get("h")))
+        box = (x0, y0, x1, y1)
+        block, phase = get("block_size"), get("phase")
+        if block is None or phase is None or x1 - x0 < 2 or y1 - y0 < 2:
+            report.append(RegionRestore(box, block, "no-grid"))
+            continue
+        block = float(block)
+        if block >= coarse:
+            report.append(RegionRestore(box, block, "too-coarse"))
+            continue
+        crop = arr[y0:y1, x0:x1]
+        local = GridEstimate(block, (block, block),
+                             ((float(phase[0]) - x0) % block, (float(phase[1]) - y0) % block), 1.0)
+        try:
+            local = refine_grid(crop, local)
+        except ValueError:
+            pass
+        low = recover_lowres(crop, local, method="trimmed", refine=False)
+        ys, xs = grid_edges(crop.shape[0], crop.shape[1], local)
+        big = low if upscale is None else np.asarray(upscale(low))
+        restored = np.clip(_onto_grid(big.astype(np.float32), low.shape[0], low.shape[1], ys, xs), 0, 255)
+        restored = np.rint(restored).astype(np.uint8)
+        again = recover_lowres(restored, local, method="mean", refine=False)
+        seen = recover_lowres(crop, local, method="mean", refine=False)
+        fit = _psnr(expand_lowres(seen, *crop.shape[:2], local), crop)
+        if fit < MIN_BLOCK_FIT_DB:
+            report.append(RegionRestore(box, block, "kept", round(fit, 2)))
+            continue
+        db = _psnr(expand_lowres(again, *crop.shape[:2], local), expand_lowres(seen, *crop.shape[:2], local))
+        if db < MIN_CONSISTENCY_DB:
+            report.append(RegionRestore(box, block, "kept", round(db, 2)))
+            continue
+        # A ramp inside the box's sides (none along the image border): no seam, nothing outside.
+        ramp = max(1.0, min(feather, block / 2))
+        yy = np.arange(y1 - y0, dtype=np.float32)[:, None]
+        xx = np.arange(x1 - x0, dtype=np.float32)[None, :]
+        dist = np.full((y1 - y0, x1 - x0), np.inf, np.float32)
+        if x0 > 0:
+            dist = np.minimum(dist, xx + 0.5)
+        if x1 < w:
+            dist = np.minimum(dist, (x1 - x0 - 0.5) - xx)
+        if y0 > 0:
+            dist = np.minimum(dist, yy + 0.5)
+        if y1 < h:
+            dist = np.minimum(dist, (y1 - y0 - 0.5) - yy)
+        alpha = np.clip(dist / ramp, 0.0, 1.0)[..., None]
+        blended = crop.astype(np.float32) * (1 - alpha) + restored.astype(np.float32) * alpha
+        out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        report.append(RegionRestore(box, block, "restored", round(db, 2) if np.isfinite(db) else None))
+    return out, report

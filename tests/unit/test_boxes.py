@@ -246,3 +246,37 @@ def test_box_iou():
     assert ec.box_iou(a, a, 20, 20) == 1.0
     assert ec.box_iou(a, [], 20, 20) == 0.0
     assert ec.box_iou(a, [{"x": 5, "y": 0, "w": 10, "h": 10}], 20, 20) == pytest.approx(50 / 150)
+
+
+def test_region_map_outlines_boxes():
+    from deepclarity.apps.render import BOX_COLOUR, overlay_region_map
+
+    img = np.full((100, 200, 3), 128, np.uint8)
+    r = Region(20, 30, 60, 40, 8.0, (0.0, 0.0), 0.9)
+    out = overlay_region_map(img, np.array([[1.0]], np.float32), alpha=0.0, boxes=[r])
+    assert tuple(out[30, 50]) == BOX_COLOUR and tuple(out[60, 50]) != BOX_COLOUR
+    half = overlay_region_map(img, np.array([[1.0]], np.float32), alpha=0.0, boxes=[(20, 30, 60, 40)], max_side=100)
+    assert half.shape[:2] == (50, 100) and tuple(half[15, 25]) == BOX_COLOUR
+
+
+@pytest.mark.slow
+def test_shipped_detector_on_rendered_text(tmp_path):
+    """The shipped method-2 weights: a clean rendered screenshot is not flagged, and a censored
+    line of text is, with its block size (the box's own estimate) within 10%."""
+    from test_detect import _copy_shipped
+
+    from training.carriers import render_text
+
+    weights = _copy_shipped(tmp_path)
+    if weights is None:
+        pytest.skip("weights/detector-canny.safetensors is missing (or kept changing while copied)")
+    det = Detector("canny", device="cpu", weights=str(weights), threshold=detect_mod.default_threshold("canny"))
+    for seed in range(4):
+        clean = det.detect(render_text(400, 640, np.random.default_rng(seed)))
+        assert not clean.pixelated and clean.regions == [], (seed, clean.to_record())
+    for seed, (h, block, mode) in enumerate([(24, 6, "average"), (32, 8, "nearest"), (40, 5, "average")]):
+        line = render_text(h, 300, np.random.default_rng(seed + 10))
+        out, _ = censor_regions(line, [(0, 0, 300, h)], block, phases=[(seed, seed + 1)], mode=mode)
+        found = det.detect(out)
+        assert found.pixelated and found.regions, found.to_record()
+        assert found.regions[0].block_size == pytest.approx(block, rel=0.10), found.to_record()

@@ -1,0 +1,112 @@
+"""training.synth_v2 and training.carriers: drawn carriers, censor regions of every shape, labels,
+determinism, small snippets, and v1 left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from deepclarity.detect import CROP_SIZE
+from training.carriers import CARRIERS, font_files, pixel_art_icon, render_text
+from training.synth import synthesize
+from training.synth_v2 import SynthDatasetV2, region_boxes, synthesize_v2, validation_set_v2
+
+
+@pytest.fixture(scope="module")
+def sources():
+    photos = [np.ascontiguousarray(skdata.astronaut()), np.ascontiguousarray(skdata.coffee())]
+    screens = [render_text(400, 640, np.random.default_rng(9))]
+    return photos, screens
+
+
+@pytest.mark.parametrize("name", sorted(CARRIERS))
+def test_carriers_are_deterministic_rgb(name):
+    a = CARRIERS[name](120, 200, np.random.default_rng(4))
+    b = CARRIERS[name](120, 200, np.random.default_rng(4))
+    assert a.shape == (120, 200, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert a.std() > 0  # something is drawn
+
+
+def test_text_uses_dejavu_when_present():
+    # The system's DejaVu fonts (what matplotlib bundles) or Pillow's built-in font otherwise.
+    assert all("DejaVu" in f for f in font_files())
+    assert render_text(60, 300, np.random.default_rng(0)).std() > 0
+
+
+def test_pixel_art_icon_is_symmetric():
+    icon = pixel_art_icon(11, np.random.default_rng(1))
+    assert icon.shape == (11, 11, 3)
+    np.testing.assert_array_equal(icon, icon[:, ::-1])
+
+
+def test_region_shapes_stay_inside_the_crop():
+    shapes = set()
+    for i in range(200):
+        boxes, shape = region_boxes(150, 170, np.random.default_rng(i), 8)
+        shapes.add(shape)
+        for x0, y0, x1, y1 in boxes:
+            assert 0 <= x0 < x1 <= 170 and 0 <= y0 < y1 <= 150
+        if shape == "strip":
+            assert 10 <= boxes[0][3] - boxes[0][1] <= 40
+    assert shapes == {"strip", "face", "boxes", "whole"}
+
+
+def test_v2_samples_are_reproducible_with_the_asked_label(sources):
+    photos, screens = sources
+    recipes = []
+    for i in range(40):
+        a = synthesize_v2(photos, screens, np.random.default_rng([0, i]), label=i % 2)
+        b = synthesize_v2(photos, screens, np.random.default_rng([0, i]), label=i % 2)
+        np.testing.assert_array_equal(a.crop, b.crop)
+        assert a.recipe == b.recipe and a.label == i % 2
+        assert a.crop.dtype == np.uint8 and max(a.crop.shape[:2]) <= CROP_SIZE
+        recipes.append(a.recipe)
+    text = " | ".join(recipes)
+    assert "censor" in text and ("average" in text and "nearest" in text)
+
+
+def test_v2_covers_carriers_hard_negatives_and_snippets(sources):
+    photos, screens = sources
+    seen = " | ".join(synthesize_v2(photos, screens, np.random.default_rng([1, i]), label=i % 2).recipe
+                      for i in range(400))
+    for word in ("photo", "screen", "text", "ui", "chart", "tiles", "screentone", "flat", "snippet",
+                 "x2 (HiDPI)", "pixel-art icon", "strip", "face", "whole", "jpeg"):
+        assert word in seen, word
+
+
+def test_snippets_are_mirrored_not_zero_padded(sources):
+    photos, screens = sources
+    for i in range(400):
+        s = synthesize_v2(photos, screens, np.random.default_rng([2, i]), label=i % 2)
+        if "snippet" in s.recipe:
+            assert s.crop.shape[:2] == (CROP_SIZE, CROP_SIZE)
+            assert s.crop[-1].std() > 0 or s.crop[0].std() == 0  # no constant black border added
+            return
+    pytest.fail("no snippet drawn")
+
+
+def test_dataset_and_validation_set(sources):
+    photos, screens = sources
+    ds = SynthDatasetV2(photos, screens, "canny", 0)
+    x, y = ds[3]
+    assert tuple(x.shape) == (3, CROP_SIZE, CROP_SIZE) and y == 1
+    vx, vy = validation_set_v2(photos, screens, "rgb", 0, 2)
+    assert tuple(vx.shape) == (6, 3, CROP_SIZE, CROP_SIZE) and vy.tolist() == [0, 1] * 3
+
+
+def test_v1_synthesis_is_unchanged():
+    # The shipped weights were trained with v1: its samples must stay exactly as they were.
+    img = np.ascontiguousarray(skdata.astronaut())
+    digest = hashlib.sha256()
+    for i in range(6):
+        s = synthesize(img, np.random.default_rng([0, i]), label=i % 2)
+        digest.update(s.crop.tobytes())
+        digest.update(s.recipe.encode())
+    assert digest.hexdigest() == V1_DIGEST
+
+
+V1_DIGEST = "4ce13d9b70af90fe66a80c761ece6f593ed23c61e1994a0933a2e73c45d775e0"
