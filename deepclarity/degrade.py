@@ -210,6 +210,12 @@ def nearest_downscale(img: np.ndarray, factor: float) -> np.ndarray:
     return img[rows[:, None], cols[None, :]]
 
 
+def _clip_box(box, height: int, width: int) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` as integers clipped to a ``height x width`` image (may come out empty)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return (max(0, min(x0, width)), max(0, min(y0, height)), max(0, min(x1, width)), max(0, min(y1, height)))
+
+
 def mosaic(img: np.ndarray, box: tuple[int, int, int, int], block: int) -> np.ndarray:
     """Censor-style mosaic: replace each ``block x block`` cell inside ``box`` by its mean.
 
@@ -225,10 +231,7 @@ def mosaic(img: np.ndarray, box: tuple[int, int, int, int], block: int) -> np.nd
     img = np.asarray(img)
     if block < 1:
         raise ValueError(f"mosaic block must be >= 1, got {block}")
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = (int(v) for v in box)
-    x0, x1 = max(0, min(x0, w)), max(0, min(x1, w))
-    y0, y1 = max(0, min(y0, h)), max(0, min(y1, h))
+    x0, y0, x1, y1 = _clip_box(box, *img.shape[:2])
     out = img.copy()
     if x1 <= x0 or y1 <= y0:
         return out
@@ -299,10 +302,7 @@ def censor(img: np.ndarray, box: tuple[int, int, int, int], block: int, *, phase
         raise ValueError(f"censor block must be >= 1, got {block}")
     if mode not in CENSOR_MODES:
         raise ValueError(f"censor mode must be one of {CENSOR_MODES}, got {mode!r}")
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = (int(v) for v in box)
-    x0, x1 = max(0, min(x0, w)), max(0, min(x1, w))
-    y0, y1 = max(0, min(y0, h)), max(0, min(y1, h))
+    x0, y0, x1, y1 = _clip_box(box, *img.shape[:2])
     out = img.copy()
     if x1 <= x0 or y1 <= y0:
         return out
