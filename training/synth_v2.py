@@ -82,8 +82,10 @@ def region_boxes(h: int, w: int, rng: np.random.Generator, block: int) -> tuple[
         s = int(rng.integers(40, 121))
         return [box(s, int(s * rng.uniform(0.7, 1.3)))], "face"
     if r < 0.8:
-        return [box(int(rng.integers(max(10, 2 * block), max(11, h // 2))),
-                    int(rng.integers(max(10, 2 * block), max(11, w // 2)))) for _ in range(int(rng.integers(2, 5)))], "boxes"
+        def side(n: int) -> int:  # at least two blocks, at most half the side (both bounds clipped to n)
+            lo = min(n, max(10, 2 * block))
+            return int(rng.integers(lo, max(lo + 1, n // 2)))
+        return [box(side(h), side(w)) for _ in range(int(rng.integers(2, 5)))], "boxes"
     return [(0, 0, w, h)], "whole"
 
 
