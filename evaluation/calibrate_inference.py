@@ -1,7 +1,7 @@
 """Measure, for each shipped generator, which CPU precision and backend keep its picture and which
 is fastest, and record it in the model card (``inference``), where ``precision=auto`` reads it.
 
-    python -m evaluation.calibrate_inference --models mobilesr minisrresnet minisrgan
+    python -m evaluation.calibrate_inference --models mobilesr mobilesr-rep minisrresnet minisrgan
 
 bf16 autocast counts as keeping the picture when PSNR-Y moves by at most 0.02 dB on every set
 (Set5 and Set14 by default); onnxruntime when its outputs are within 1/255 of PyTorch's on the same

@@ -3,7 +3,7 @@
 with each model's parameters, size and CPU time per 480x270 -> 1920x1080 frame.
 
     python evaluation/eval_sr.py --models bicubic            # the protocol check
-    python evaluation/eval_sr.py --models bicubic mobilesr minisrresnet minisrgan --crops
+    python evaluation/eval_sr.py --models bicubic mobilesr mobilesr-rep minisrresnet minisrgan --crops
 
 Writes ``evaluation/results/<name>.json`` (every per-image value, the speed rows) and
 ``evaluation/results/<name>.md`` (the table, with the command that made it); with ``--crops``, also

@@ -295,12 +295,12 @@ def bad_inputs(tmp_path_factory) -> Corpus:
 # ----------------------------------------------------------------------- random generator weights
 
 #: The x4 generators the product ships.
-SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
+SR_MODELS = ("mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan")
 
 
 @pytest.fixture(scope="session")
 def sr_weights_dir(tmp_path_factory) -> Path:
-    """Randomly initialised weights of the three generators (plumbing tests never read
+    """Randomly initialised weights of the shipped generators (plumbing tests never read
     ``weights/``, which a training run may be rewriting)."""
     from helpers import write_random_weights
 

@@ -1,8 +1,9 @@
-"""Train the x4 generators from scratch: MobileSR, MiniSRResNet, and MiniSRGAN (fine-tuned).
+"""Train the x4 generators from scratch: MobileSR, MobileSR-Rep, MiniSRResNet, and MiniSRGAN (fine-tuned).
 
 Run from the repository root:
 
     python -m training.train_sr --model mobilesr --steps 60000 --minutes 90
+    python -m training.train_sr --model mobilesr-rep --steps 8000 --minutes 55
     python -m training.train_sr --model minisrresnet --steps 60000 --minutes 90
     python -m training.train_sr --model minisrgan --steps 6000 --minutes 30   # starts from minisrresnet
 
@@ -15,7 +16,7 @@ reproducible and a resumed run continues with the same samples.
 
 Objectives:
 
-* ``mobilesr`` / ``minisrresnet``: L1 (``--loss l1``) or Charbonnier, Adam, linear warm-up then
+* ``mobilesr`` / ``mobilesr-rep`` / ``minisrresnet``: L1 (``--loss l1``) or Charbonnier, Adam, linear warm-up then
   cosine decay, EMA of the weights (the EMA is what gets validated and shipped).
 * ``minisrgan``: the MiniSRResNet generator (from ``weights/minisrresnet.safetensors`` or
   ``--init``) against the SRGAN-style discriminator, relativistic-average GAN loss as in ESRGAN.
@@ -38,8 +39,8 @@ it only when ``evaluation/select_restore_variant.py`` finds it better than the p
 Validation: PSNR-Y (4 px shaved, the benchmark protocol) of the EMA generator on centre crops of the
 validation photos, upscaled by the library's own path (``Upscaler.from_module``), and
 ``val_hf_ratio`` — :func:`deepclarity.metrics.detail_ratio` of the output against the ground truth
-(1.0 = as much fine detail as the truth; bicubic and L1 training give < 1). ``mobilesr`` and
-``minisrresnet`` ship the best validation PSNR; ``minisrgan`` ships the latest.
+(1.0 = as much fine detail as the truth; bicubic and L1 training give < 1). ``mobilesr``,
+``mobilesr-rep`` and ``minisrresnet`` ship the best validation PSNR; ``minisrgan`` ships the latest.
 
 Checkpoints (model, EMA, optimisers, step) go to ``checkpoints/<model>/last.pt`` with a CSV log;
 rerunning the same command resumes. The weights go to ``weights/<model>.safetensors`` with a model

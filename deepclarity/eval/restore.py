@@ -44,7 +44,7 @@ __all__ = ["SETS", "SLICES", "GENERATORS", "PROTOTYPE_WIDTH", "SHAVE", "VARIANT_
 SETS = ["Set14", "B100", "Kodak24", "McMaster18"]
 SLICES = ["x2", "x2.5", "x3", "x4", "x3+jpeg75", "mosaic25%"]
 #: The generators behind the ``restore:<model>`` rows.
-GENERATORS = ["mobilesr", "minisrresnet", "minisrgan"]
+GENERATORS = ["mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan"]
 #: The prototype resized every input to this width before its generator.
 PROTOTYPE_WIDTH = 480
 #: Pixels shaved from each border before PSNR/SSIM.

@@ -222,10 +222,7 @@ register(ModelSpec("detector-rgb", "detect", lambda: build_detector("rgb"), 1, "
                    "method 1: MobileNetV3-small on RGB (baseline)", method="rgb"))
 register(ModelSpec("mobilesr", "sr", MobileSR, 4, "mobilesr.safetensors",
                    "MobileSR: inverted residuals at low resolution, bilinear path, x4"))
-# Trained (weights/mobilesr-rep.safetensors, card beside it) but not yet offered by name: the shipped
-# lists, app radios and tests name the three generators; `--weights weights/mobilesr-rep.safetensors`
-# runs it.
-register(ModelSpec("mobilesr-rep", "sr", MobileSRRep, 4, None,
+register(ModelSpec("mobilesr-rep", "sr", MobileSRRep, 4, "mobilesr-rep.safetensors",
                    "MobileSR-Rep: plain 3x3 convolutions at low resolution, multi-branch in training and "
                    "folded for inference, bilinear path, x4"))
 register(ModelSpec("mobilesr-seed", "sr", MobileSRSeed, 4, None,

@@ -39,7 +39,7 @@ from helpers import start_app, stop_app, wait_for_http  # noqa: E402
 from deepclarity.models import get_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SR_MODELS = ("mobilesr", "minisrresnet", "minisrgan")
+SR_MODELS = ("mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan")
 
 
 # ------------------------------------------------------------------------------------- fixtures
@@ -97,7 +97,7 @@ def test_every_model_runs_and_loads_once(images):
         assert after.shape == (60, 80, 3) and Path(path).name == f"photo_{model}_x2.png"
     first = enhance_mod._UPSCALERS.copy()
     enhance_image(str(images["photo.png"]), "mobilesr", 3, 0.5, device="cpu")
-    assert len(first) == 3 and enhance_mod._UPSCALERS == first  # nothing reloaded
+    assert len(first) == len(SR_MODELS) == 4 and enhance_mod._UPSCALERS == first  # nothing reloaded
 
 
 def test_bicubic_works_without_weights_and_matches_matlab_bicubic(images, tmp_path, monkeypatch):
@@ -235,7 +235,8 @@ def test_models_offered_come_from_the_registry_and_need_their_weights(tmp_path, 
     # Every registered plain x4 SR network with a weight file is offered, then bicubic; restoration
     # variants (picked by the restorer) and architectures without weights are not.
     expected = [s.name for s in list_models("sr") if s.has_weights and s.degradation == "bicubic"]
-    assert list(upscaler_names()) == [*expected, "bicubic"] == ["mobilesr", "minisrresnet", "minisrgan", "bicubic"]
+    assert list(upscaler_names()) == [*expected, "bicubic"] == [*SR_MODELS, "bicubic"] == [
+        "mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan", "bicubic"]
     assert upscaler_label("minisrgan") == get_spec("minisrgan").description.split(":")[0] == "MiniSRGAN"
     only = tmp_path / "only-mobilesr"
     only.mkdir()
@@ -244,7 +245,7 @@ def test_models_offered_come_from_the_registry_and_need_their_weights(tmp_path, 
             (only / f.name).write_bytes(f.read_bytes())
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(only))
     assert upscaler_names() == ("mobilesr", "bicubic")
-    assert upscaler_names(available=False) == ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+    assert upscaler_names(available=False) == ("mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan", "bicubic")
     app = build_correct_app(device="cpu", examples=False)
     (dep,) = [d for d in app.fns.values() if d.api_name == "enhance"]
     assert [c[1] for c in dep.inputs[1].choices] == ["mobilesr", "bicubic"]
@@ -252,7 +253,7 @@ def test_models_offered_come_from_the_registry_and_need_their_weights(tmp_path, 
 
 def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     app = build_correct_app(device="cpu", max_file_size="20mb")
-    assert len(enhance_mod._UPSCALERS) == 3  # preloaded, once each
+    assert len(enhance_mod._UPSCALERS) == len(SR_MODELS) == 4  # preloaded, once each
     (dep,) = [d for d in app.fns.values() if d.api_name == "enhance"]
     assert [type(c).__name__ for c in dep.inputs] == ["File", "Radio", "Slider", "Slider"]
     assert [type(c).__name__ for c in dep.outputs] == ["ImageSlider", "File", "Markdown"]
@@ -260,8 +261,9 @@ def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     assert slider.format == "png" and "download" not in slider.buttons
     radio, scale, sharpen = dep.inputs[1:]
     assert radio.value == "mobilesr"
-    assert radio.choices == [("MobileSR (default)", "mobilesr"), ("MiniSRResNet", "minisrresnet"),
-                             ("MiniSRGAN", "minisrgan"), ("Bicubic (reference)", "bicubic")]
+    assert radio.choices == [("MobileSR (default)", "mobilesr"), ("MobileSR-Rep", "mobilesr-rep"),
+                             ("MiniSRResNet", "minisrresnet"), ("MiniSRGAN", "minisrgan"),
+                             ("Bicubic (reference)", "bicubic")]
     # The slider is shared with /correct, whose default mode (Restore) works at the input's size;
     # switching to Enhance sets it to 4 (tests/apps/test_correct_app_restore.py).
     assert (scale.minimum, scale.maximum, scale.step, scale.value) == (1, 8, 0.5, 1)

@@ -73,7 +73,7 @@ def test_models_lists_registry_as_json(capsys):
     assert main(["models", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = {r["name"] for r in rows}
-    assert {"detector-canny", "detector-rgb", "mobilesr", "minisrresnet", "minisrgan"} <= names
+    assert {"detector-canny", "detector-rgb", "mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan"} <= names
     seed = next(r for r in rows if r["name"] == "mobilesr-seed")
     assert seed["params"] == 121222 and seed["weights"] is None
 

@@ -127,7 +127,7 @@ def test_suffix_option(images, tmp_path, capsys):
     assert (tmp_path / "out" / "a_x4.png").is_file() and (tmp_path / "out" / "a.png").is_file()
 
 
-@pytest.mark.parametrize("model", ["mobilesr", "minisrresnet", "minisrgan", "bicubic"])
+@pytest.mark.parametrize("model", ["mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan", "bicubic"])
 def test_every_model_choice_runs(model, images, tmp_path, capsys):
     code, records, _ = enhance(capsys, "-i", images / "sub" / "c.png", "-o", tmp_path, "-m", model,
                                "--device", "cpu", "--fp32")
@@ -503,7 +503,7 @@ def test_help_in_a_subprocess():
     proc = subprocess.run([sys.executable, "-m", "deepclarity", "enhance", "--help"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for flag in ("-i INPUT", "-o OUTDIR", "-m", "mobilesr", "minisrresnet", "minisrgan", "bicubic",
+    for flag in ("-i INPUT", "-o OUTDIR", "-m", "mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan", "bicubic",
                  "-s", "--outscale", "-t", "--tile", "--tile-pad", "--suffix", "--ext", "auto", "webp",
                  "--skip-existing", "--device", "--fp32", "--format", "--report"):
         assert flag in proc.stdout, flag

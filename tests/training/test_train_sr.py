@@ -183,9 +183,9 @@ def test_continuing_from_weights_records_the_run_before_and_can_restart_the_sche
 def test_model_choices_and_defaults_come_from_the_registry():
     names = {s.name for s in list_models("sr")}
     assert set(train_sr.DEFAULTS) <= names and set(train_sr.ADVERSARIAL) <= names
-    assert {"mobilesr", "minisrresnet", "minisrgan"} <= set(train_sr.trainable_models())
+    assert {"mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan"} <= set(train_sr.trainable_models())
     assert all(get_spec(n).degradation == "bicubic" and get_spec(n).is_network for n in train_sr.trainable_models())
-    assert "mobilesr-rep" in train_sr.trainable_models()  # an architecture without weights yet: trained with --out
+    assert "mobilesr-seed" in train_sr.trainable_models()  # an architecture without a weight file: trained with --out
     assert train_sr.restoration_variant("mobilesr") == "mobilesr-pixel"
 
 

@@ -529,10 +529,11 @@ def test_upscalers_are_read_from_the_registry(monkeypatch):
     from deepclarity.models import ModelSpec, MobileSR, register, sr_model_names
     from deepclarity.models import registry as registry_mod
 
-    assert enhance_mod.UPSCALERS == sr_model_names() == ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+    assert enhance_mod.UPSCALERS == sr_model_names() == ("mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan",
+                                                          "bicubic")
     monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
     register(ModelSpec("tinysr", "sr", MobileSR, 4, "tinysr.safetensors", "a test generator"))
-    assert enhance_mod.UPSCALERS == ("mobilesr", "minisrresnet", "minisrgan", "tinysr", "bicubic")
+    assert enhance_mod.UPSCALERS == ("mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan", "tinysr", "bicubic")
     from deepclarity.enhance import UPSCALERS
 
     assert "tinysr" in UPSCALERS

@@ -108,7 +108,7 @@ def test_bicubic_is_a_registered_function_entry(empty_weights):
 
 
 def test_name_lists_derive_from_the_registry():
-    assert sr_model_names() == ("mobilesr", "minisrresnet", "minisrgan", "bicubic")
+    assert sr_model_names() == ("mobilesr", "mobilesr-rep", "minisrresnet", "minisrgan", "bicubic")
     everything = sr_model_names(shipped_only=False, variants=True)
     assert set(everything) == {s.name for s in list_models("sr")}
     assert "mobilesr-seed" not in sr_model_names(variants=True)  # kept for comparison, not shipped
