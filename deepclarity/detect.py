@@ -9,7 +9,7 @@ training (``training/train_detector.py``) and inference, on the CPU and on CUDA 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from .errors import ImageError
 from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
-           "aggregate", "pad_small", "load_detector", "default_threshold", "to_uint8"]
+           "aggregate", "pad_small", "locate", "find_regions", "load_detector", "default_threshold", "to_uint8"]
 
 #: At most this many boxes are reported per image (largest first).
 MAX_REGIONS = 8
@@ -226,7 +226,6 @@ class Detector:
         slider never reloads it).
         """
         threshold = self.threshold if threshold is None else _checked_threshold(threshold)
-        from .pixelation import estimate_grid
         from .io import LoadedImage, read_image
 
         loaded = image if isinstance(image, LoadedImage) else read_image(image)
@@ -240,23 +239,8 @@ class Detector:
         region = probs.reshape(rows, cols).astype(np.float32)
         probability = aggregate(probs)
         pixelated = probability >= threshold
-        block, phase, conf, regions = None, None, 0.0, []
-        if pixelated and estimate_block:
-            mask = np.zeros((h, w), dtype=bool)
-            for (y0, y1, x0, x1), p in zip(boxes, probs):
-                if p >= threshold:
-                    mask[y0:y1, x0:x1] = True
-            grid = estimate_grid(rgb, mask if mask.any() else None)
-            conf = grid.confidence
-            if grid.found:
-                block, phase = grid.block_size, grid.phase_xy
-            full = float((probs >= threshold).mean()) >= FULL_IMAGE_SHARE
-            fired = [b for b, p in sorted(zip(boxes, probs), key=lambda t: -t[1]) if p >= threshold]
-            regions = find_regions(rgb, mask, grid, full=full, tiles=fired)
-            if block is None and min(h, w) < CROP_SIZE and regions and regions[0].block_size is not None:
-                # Too small for the image-wide estimate: the (whole-image) box's own.
-                block, phase, conf = regions[0].block_size, regions[0].phase, regions[0].confidence
-        return Detection(bool(pixelated), float(probability), block, phase, region, boxes, self.method, conf, regions)
+        detection = Detection(bool(pixelated), float(probability), None, None, region, boxes, self.method)
+        return locate(rgb, detection, threshold) if pixelated and estimate_block else detection
 
     def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
                      max_pixels: int | None = None):
@@ -282,6 +266,31 @@ class Detector:
             workers = min(image_worker_count(self.device), len(paths))  # one file keeps every thread
         with image_workers(self.device, workers) as n:
             yield from map_ahead(work, paths, n)
+
+
+def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection:
+    """``detection`` (of ``rgb``, ``HxWx3`` ``uint8``) with its block size, phase and
+    :attr:`~Detection.regions` measured: the image-wide grid over the tiles that reached
+    ``threshold``, and the boxes around them (:func:`find_regions`). :meth:`Detector.detect` does
+    this when asked to estimate blocks; the restorer does it only when it needs the boxes."""
+    from .pixelation import estimate_grid
+
+    h, w = rgb.shape[:2]
+    probs = detection.region_map.ravel()
+    mask = np.zeros((h, w), dtype=bool)
+    for (y0, y1, x0, x1), p in zip(detection.tiles, probs):
+        if p >= threshold:
+            mask[y0:y1, x0:x1] = True
+    grid = estimate_grid(rgb, mask if mask.any() else None)
+    block, phase, conf = (grid.block_size, grid.phase_xy, grid.confidence) if grid.found else (None, None,
+                                                                                               grid.confidence)
+    full = float((probs >= threshold).mean()) >= FULL_IMAGE_SHARE
+    fired = [b for b, p in sorted(zip(detection.tiles, probs), key=lambda t: -t[1]) if p >= threshold]
+    regions = find_regions(rgb, mask, grid, full=full, tiles=fired)
+    if block is None and min(h, w) < CROP_SIZE and regions and regions[0].block_size is not None:
+        # Too small for the image-wide estimate: the (whole-image) box's own.
+        block, phase, conf = regions[0].block_size, regions[0].phase, regions[0].confidence
+    return replace(detection, block_size=block, phase=phase, grid_confidence=conf, regions=regions)
 
 
 def _region(box: tuple[int, int, int, int], grid) -> Region:

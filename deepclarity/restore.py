@@ -5,7 +5,10 @@ A nearest-neighbour-pixelated image holds exactly one low-resolution image, one 
 every input to 480 px wide and ran the generator, whatever the pixelation), :class:`Restorer`
 recovers that image and super-resolves it by the right factor: the generator's x4, then a resize
 to the requested output size (by default the input's). A censor mosaic over part of the image
-(:func:`deepclarity.pixelation.find_mosaic_region`) is restored alone and pasted back.
+(:func:`deepclarity.pixelation.find_mosaic_region`) is restored alone and pasted back; one that was
+JPEG'd or resized afterwards is found from the detector's boxes instead and rebuilt on each box's
+own grid (:func:`deepclarity.pixelation.restore_regions`), leaving every pixel outside the boxes as
+it was.
 
 One function for every front end: the CLI's ``restore`` and the correction app's Restore mode call
 :meth:`Restorer.restore`; its result, :class:`Restored`, says what was done (an :class:`Action`)
@@ -28,8 +31,9 @@ from .enhance import (DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, Upscale
 from .errors import DeepClarityError, ImageError
 from .io import LoadedImage, read_image, to_uint8
 from .metrics import psnr_y
-from .pixelation import (GridEstimate, estimate_grid, expand_lowres, find_mosaic_region, grid_axes, grid_edges,
-                         recover_lowres, refine_grid)
+from .pixelation import (GridEstimate, RegionRestore, estimate_grid, expand_lowres, find_mosaic_region, grid_axes,
+                         grid_edges, recover_lowres, refine_grid, restore_regions)
+from .pixelation.regions import MAX_MOSAIC_COVER
 
 __all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "WHEN_CLEAN", "Action", "Box", "Restored", "Restorer",
            "load_restorer", "restoration_model", "sample_positions"]
@@ -93,6 +97,9 @@ class Restored:
             pasted (and sharpened) in ``image``; ``None`` unless ``action`` is
             :attr:`Action.RESTORED_REGION`.
         sharpened: the unsharp-mask amount applied to what was restored or enhanced (0: none).
+        boxes: for mosaics found by the detector's boxes (JPEG'd or resized ones), what was done
+            to each box (:class:`~deepclarity.pixelation.RegionRestore`: ``restored``,
+            ``too-coarse``, ``kept``, ``no-grid``); empty on the other paths.
     """
 
     image: LoadedImage
@@ -107,6 +114,12 @@ class Restored:
     detection: Detection | None = field(default=None, repr=False, compare=False)
     output_region: Box | None = None
     sharpened: float = 0.0
+    boxes: list[RegionRestore] = field(default_factory=list)
+
+    @property
+    def too_coarse(self) -> list[RegionRestore]:
+        """The detected boxes left as they were because their blocks are too large to restore."""
+        return [b for b in self.boxes if b.status == "too-coarse"]
 
     def to_record(self) -> dict:
         """The JSON-able summary the CLI prints per file."""
@@ -120,6 +133,9 @@ class Restored:
             "model": self.model,
             "size": f"{self.image.width}x{self.image.height}",
             "seconds": round(self.seconds, 3),
+            "boxes": [{"box": [int(v) for v in b.box], "status": b.status,
+                       "block_size": None if b.block_size is None else round(float(b.block_size), 3)}
+                      for b in self.boxes],
         }
 
 
@@ -212,6 +228,15 @@ class Restorer:
     def model(self) -> str:
         return self.upscaler.name
 
+    @staticmethod
+    def _generate(low: np.ndarray, upscaler: Upscaler) -> np.ndarray:
+        """``low`` (one value per block) through ``upscaler``, blurred first by
+        :data:`ANTIALIAS_SIGMA` for generators trained on antialiased images."""
+        import cv2
+
+        blur = ANTIALIAS_SIGMA if _degradation(upscaler) == "bicubic" else 0.0
+        return upscaler.upscale_array(cv2.GaussianBlur(low, (0, 0), blur) if blur > 0 else low)
+
     def _superresolve(self, low: np.ndarray, row_pos: np.ndarray, col_pos: np.ndarray,
                       height: int, width: int, in_height: int, in_width: int, *,
                       point_sampled: bool = True) -> np.ndarray:
@@ -231,9 +256,7 @@ class Restorer:
 
         upscaler = self.grid_upscaler if point_sampled else self.upscaler
         degradation = _degradation(upscaler)
-        blur = ANTIALIAS_SIGMA if degradation == "bicubic" else 0.0
-        soft = cv2.GaussianBlur(low, (0, 0), blur) if blur > 0 else low
-        sr = upscaler.upscale_array(soft)
+        sr = self._generate(low, upscaler)
         if min(low.shape[:2]) < 2:
             return resize_to(sr, height, width)
         scale = sr.shape[0] / low.shape[0]
@@ -330,12 +353,48 @@ class Restorer:
             grid = refine_grid(loaded.pixels, grid)
             low = recover_lowres(loaded.pixels, grid, refine=False)
         if not grid.found or self._grid_fit(rgb8, to_uint8(low), grid) < MIN_GRID_FIT_DB:
-            return self._done(self._finish(loaded, resize_to(loaded.pixels, out_h, out_w), out_h, out_w),
-                              Action.NO_GRID, detection, t0, pixelated)
+            return self._restore_boxes(loaded, detection, threshold, out_h, out_w, t0, pixelated, amount)
         rows, cols = sample_positions(h, w, grid, point_sampled=True)
         up = self._superresolve(low, rows, cols, out_h, out_w, h, w)
         return self._done(self._finish(loaded, up, out_h, out_w), Action.RESTORED, detection, t0, pixelated,
                           block=grid.block_size, lowres=(low.shape[1], low.shape[0]), amount=amount)
+
+    def _restore_boxes(self, loaded: LoadedImage, detection: Detection, threshold: float | None, out_h: int,
+                       out_w: int, t0: float, pixelated: bool, amount: float) -> Restored:
+        """Mosaics that neither the exact search nor the whole-image grid explain (JPEG'd or
+        resized after censoring, nearest sample or block average): the detector's boxes, each
+        rebuilt on its own grid by :func:`~deepclarity.pixelation.restore_regions` (a trimmed mean
+        per block, the generator, a seamless blend, nothing changed outside the boxes, a box left
+        as it was when that would not explain it). :attr:`Action.NO_GRID` when no box was
+        restored; ``boxes`` says why (e.g. ``too-coarse``)."""
+        from .detect import locate
+
+        rgb8 = to_uint8(loaded.pixels)
+        h, w = rgb8.shape[:2]
+        located = locate(rgb8, detection, self.detector.threshold if threshold is None else threshold)
+        boxes = [r for r in located.regions if r.w * r.h < MAX_MOSAIC_COVER * h * w]
+        out8, report = restore_regions(rgb8, boxes, upscale=lambda low: self._generate(low, self.upscaler))
+        done = [r for r in report if r.status == "restored"]
+        if not done:
+            base = resize_to(loaded.pixels, out_h, out_w)
+            result = self._done(self._finish(loaded, base, out_h, out_w), Action.NO_GRID, located, t0, pixelated)
+            result.boxes = report
+            return result
+        pixels = loaded.pixels.copy()
+        for r in done:  # only the restored boxes change; 16-bit inputs keep their depth elsewhere
+            x0, y0, x1, y1 = r.box
+            part = out8[y0:y1, x0:x1]
+            pixels[y0:y1, x0:x1] = part if pixels.dtype == np.uint8 else part.astype(np.uint16) * 257
+        region = (min(r.box[0] for r in done), min(r.box[1] for r in done),
+                  max(r.box[2] for r in done), max(r.box[3] for r in done))
+        sx, sy = out_w / w, out_h / h
+        output_region = (round(region[0] * sx), round(region[1] * sy), min(out_w, round(region[2] * sx)),
+                         min(out_h, round(region[3] * sy)))
+        result = self._done(self._finish(loaded, resize_to(pixels, out_h, out_w), out_h, out_w),
+                            Action.RESTORED_REGION, located, t0, pixelated, block=done[0].block_size, region=region,
+                            output_region=output_region, amount=amount)
+        result.boxes = report
+        return result
 
     @staticmethod
     def _grid_fit(rgb8: np.ndarray, low8: np.ndarray, grid: GridEstimate) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 
 from .grid import MAX_BLOCK, GridEstimate, _comb_correlations, _gray
 
-__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_box"]
+__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_box", "cell_flatness", "trim_box"]
 
 #: A step at least this large (8-bit levels) can be a block boundary.
 MIN_STEP = 6.0
@@ -33,6 +33,14 @@ STEP_SHARE = 0.3
 NOISE = 3.0
 #: Share of block-like pixels (each axis) in a 3-block neighbourhood for it to count as blocks.
 MIN_DENSITY = 0.35
+#: A cell is flat (a mosaic cell, JPEG'd or not) when its gray levels deviate by at most this much.
+FLAT_CELL_STD = 6.0
+#: An outer line of cells stays in a box when at least this share of its cells is flat.
+TRIM_SHARE = 0.5
+#: A box is a mosaic when, after trimming, it holds at least this many cells...
+MIN_CELLS = 12
+#: ... and at least this share of them is flat.
+MIN_FLAT_SHARE = 0.6
 
 
 def _shift(a: np.ndarray, n: int, axis: int) -> np.ndarray:
@@ -107,6 +115,21 @@ def _teeth_hit(profile: np.ndarray, period: float, phase: float) -> int:
     return int(np.unique(np.floor((x[on] - phase) / period)).size)
 
 
+def _step_phase(profile: np.ndarray, period: float, comb_phase: float) -> float:
+    """Where the steps of ``profile`` sit modulo ``period``: the circular mean of the step counts
+    within a quarter period of the comb's tooth (``comb_phase`` is the first phase whose 1-px
+    tooth catches them, up to a pixel early, so it only says which steps belong to the grid)."""
+    x = np.arange(profile.size, dtype=np.float64)
+    values = np.nan_to_num(profile, nan=0.0)
+    offset = (x - comb_phase - 0.5) % period
+    near = np.minimum(offset, period - offset) <= period / 4.0
+    angle = 2.0 * np.pi * x / period
+    total = complex(np.sum(values[near] * np.cos(angle[near])), np.sum(values[near] * np.sin(angle[near])))
+    if abs(total) <= 1e-9:
+        return float(comb_phase)
+    return float((np.angle(total) / (2.0 * np.pi) * period) % period)
+
+
 def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = None, *,
                       min_confidence: float = 0.5, max_block: float = MAX_BLOCK) -> GridEstimate:
     """Block size and phase inside ``box`` ``(x0, y0, x1, y1)`` of ``img`` (the whole image when
@@ -173,9 +196,10 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     teeth = _teeth_hit(profiles[0], period, fx) + _teeth_hit(profiles[1], period, fy)
     if confidence < min_confidence or teeth < 3:
         return GridEstimate(None, None, None, max(confidence, 0.0))
-    # A profile entry x is the step between x and x+1: blocks start at x+1; back to image coordinates.
-    phx = (fx + 1 + x0) % period
-    phy = (fy + 1 + y0) % period
+    # A profile entry x is the step between x and x+1, so blocks start at x+1; then back to
+    # image coordinates.
+    phx = (_step_phase(profiles[0], period, fx) + 1 + x0) % period
+    phy = (_step_phase(profiles[1], period, fy) + 1 + y0) % period
     return GridEstimate(period, (period, period), (float(phx), float(phy)), confidence)
 
 
@@ -199,6 +223,68 @@ def snap_box(box: tuple[int, int, int, int], grid: GridEstimate, height: int, wi
     return nx0, ny0, nx1, ny1
 
 
+def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> np.ndarray:
+    """``(rows, cols)`` bool: which cells of ``grid`` inside ``box`` are flat (gray standard
+    deviation at most :data:`FLAT_CELL_STD`), as the cells of a mosaic are, JPEG'd or not. Only
+    each cell's interior counts (a fifth of the block, at least 1 px, off every side), so a grid
+    phase off by a pixel or JPEG ringing at the cell's edges does not make a mosaic cell busy."""
+    from .recover import block_edges
+
+    x0, y0, x1, y1 = box
+    g = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+    rows = block_edges(y1 - y0, by, (py - y0) % by)
+    cols = block_edges(x1 - x0, bx, (px - x0) % bx)
+
+    def interior(edges: np.ndarray, block: float) -> np.ndarray:
+        margin = max(1, int(block) // 5)
+        idx = np.arange(edges[-1])
+        cell = np.searchsorted(edges, idx, side="right") - 1
+        inside = (idx - edges[cell] >= margin) & (edges[cell + 1] - 1 - idx >= margin)
+        small = np.diff(edges) <= 2 * margin  # cells too thin for an interior: use all of them
+        return (inside | small[cell]).astype(np.float64)
+
+    weight = np.outer(interior(rows, by), interior(cols, bx))
+
+    def cells(a: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.add.reduceat(a, rows[:-1], axis=0), cols[:-1], axis=1)
+
+    n = np.maximum(cells(weight), 1.0)
+    mean = cells(g * weight) / n
+    var = cells(g * g * weight) / n - mean * mean
+    return var <= FLAT_CELL_STD ** 2
+
+
+def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate, *,
+             share: float = TRIM_SHARE) -> tuple[int, int, int, int]:
+    """``box`` without the outer lines of cells (rows or columns of ``grid``) of which less than
+    ``share`` are flat (:func:`cell_flatness`): the block-evidence map runs a block or two past a
+    mosaic into the picture, and restoring those cells would flatten real detail."""
+    from .recover import block_edges
+
+    x0, y0, x1, y1 = box
+    flat = cell_flatness(img, box, grid)
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+    rows = block_edges(y1 - y0, by, (py - y0) % by) + y0
+    cols = block_edges(x1 - x0, bx, (px - x0) % bx) + x0
+    r0, r1, c0, c1 = 0, flat.shape[0], 0, flat.shape[1]
+    while r1 - r0 > 2 and c1 - c0 > 2:
+        sides = {"top": flat[r0, c0:c1].mean(), "bottom": flat[r1 - 1, c0:c1].mean(),
+                 "left": flat[r0:r1, c0].mean(), "right": flat[r0:r1, c1 - 1].mean()}
+        side = min(sides, key=sides.get)
+        if sides[side] >= share:
+            break
+        if side == "top":
+            r0 += 1
+        elif side == "bottom":
+            r1 -= 1
+        elif side == "left":
+            c0 += 1
+        else:
+            c1 -= 1
+    return int(cols[c0]), int(rows[r0]), int(cols[c1]), int(rows[r1])
+
+
 def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | None = None,
                          min_blocks: float = 2.0, min_confidence: float = 0.5,
                          max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
@@ -209,7 +295,9 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
     into connected groups; each group's bounding box is kept when it spans ``min_blocks`` blocks
     on each side, touches ``near`` (``HxW`` bool, e.g. where the detector fired) when given,
     and holds a block grid of its own (:func:`estimate_box_grid` with ``min_confidence``);
-    its sides are then snapped to that grid (:func:`snap_box`). At most ``max_boxes`` boxes
+    its sides are then snapped to that grid (:func:`snap_box`) and outer lines of cells that
+    are mostly not flat trimmed off (:func:`trim_box`); a box left with fewer than :data:`MIN_CELLS`
+    cells or under :data:`MIN_FLAT_SHARE` flat ones is dropped. At most ``max_boxes`` boxes
     (and three times as many groups checked). Returns ``[(box, grid), ...]``
     with ``box = (x0, y0, x1, y1)``, end exclusive.
     """
@@ -234,5 +322,9 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
         grid = estimate_box_grid(arr, box, min_confidence=min_confidence)
         if not grid.found:
             continue
-        found.append((snap_box(box, grid, h, w), grid))
+        box = trim_box(arr, snap_box(box, grid, h, w), grid)
+        flat = cell_flatness(arr, box, grid)
+        if flat.size < MIN_CELLS or flat.mean() < MIN_FLAT_SHARE:
+            continue  # a few cells, or mostly busy ones: texture or JPEG blocking, not a mosaic
+        found.append((box, grid))
     return found

@@ -29,8 +29,10 @@ COARSE_BLOCK = 24.0
 #: (dB; JPEG'd mosaics from quality 50 up pass), else it is kept as it is.
 MIN_BLOCK_FIT_DB = 26.0
 #: A restored box must explain its blocks: re-averaged on the same grid it matches the input's
-#: block values to within this PSNR (dB), else the input is kept.
-MIN_CONSISTENCY_DB = 30.0
+#: block values to within this PSNR (dB), else the input is kept. Interpolating coarse blocks of
+#: busy content moves the cell means by up to ~24 dB's worth while still gaining over the input
+#: (``python -m evaluation.eval_restore --suite censor``), so the bar only stops a failed restoration.
+MIN_CONSISTENCY_DB = 20.0
 
 #: A box covering at least this share of the image is full-image pixelation, not a censor mosaic.
 MAX_MOSAIC_COVER = 0.9
@@ -350,21 +352,27 @@ def restore_regions(img: np.ndarray, regions, *, upscale=None, feather: float = 
         crop = arr[y0:y1, x0:x1]
         local = GridEstimate(block, (block, block),
                              ((float(phase[0]) - x0) % block, (float(phase[1]) - y0) % block), 1.0)
+        candidates = [local]
         try:
-            local = refine_grid(crop, local)
+            candidates.append(refine_grid(crop, local))
         except ValueError:
             pass
+
+        def block_fit(grid: GridEstimate, crop=crop) -> tuple[float, np.ndarray]:
+            seen = recover_lowres(crop, grid, method="mean", refine=False)
+            return _psnr(expand_lowres(seen, *crop.shape[:2], grid), crop), seen
+
+        # The grid (as given, or refined on the crop) whose block image explains the box best.
+        fit, seen, local = max(((*block_fit(g), g) for g in candidates), key=lambda t: t[0])
+        if fit < MIN_BLOCK_FIT_DB:
+            report.append(RegionRestore(box, block, "kept", round(fit, 2)))
+            continue
         low = recover_lowres(crop, local, method="trimmed", refine=False)
         ys, xs = grid_edges(crop.shape[0], crop.shape[1], local)
         big = low if upscale is None else np.asarray(upscale(low))
         restored = np.clip(_onto_grid(big.astype(np.float32), low.shape[0], low.shape[1], ys, xs), 0, 255)
         restored = np.rint(restored).astype(np.uint8)
         again = recover_lowres(restored, local, method="mean", refine=False)
-        seen = recover_lowres(crop, local, method="mean", refine=False)
-        fit = _psnr(expand_lowres(seen, *crop.shape[:2], local), crop)
-        if fit < MIN_BLOCK_FIT_DB:
-            report.append(RegionRestore(box, block, "kept", round(fit, 2)))
-            continue
         db = _psnr(expand_lowres(again, *crop.shape[:2], local), expand_lowres(seen, *crop.shape[:2], local))
         if db < MIN_CONSISTENCY_DB:
             report.append(RegionRestore(box, block, "kept", round(db, 2)))

@@ -92,3 +92,52 @@ def test_select_restore_variant_without_validation_photos_says_so(tmp_path):
     done = run_module("evaluation.select_restore_variant", "--variant", tmp_path / "none.safetensors",
                           "--data", tmp_path / "data", "--subsets", "missing")
     assert done.returncode == 1 and "no folder missing" in done.stderr
+
+
+def test_censor_reference_and_masked_psnr():
+    from deepclarity.degrade import resize
+    from deepclarity.eval.censor_restore import psnr_y_inside, reference
+
+    img = np.ascontiguousarray(skdata.astronaut()[:120, :160])
+    assert reference(img, img, {}) is img
+    small = resize(img, 0.75, "lanczos")
+    assert np.array_equal(reference(img, small, {"interpolation": "lanczos"}), small)  # the same resize
+    other = img.copy()
+    other[:20, :20] = 0
+    mask = np.zeros(img.shape[:2], bool)
+    mask[60:, 60:] = True
+    assert psnr_y_inside(other, img, mask) == float("inf")  # the change is outside the mask
+    mask[:10, :10] = True
+    assert np.isfinite(psnr_y_inside(other, img, mask))
+    assert np.isnan(psnr_y_inside(other, img, np.zeros_like(mask)))
+
+
+@pytest.mark.slow
+def test_eval_restore_censor_suite_scores_inside_and_outside_the_boxes(tmp_path):
+    from PIL import Image, ImageDraw
+
+    bench = tmp_path / "benchmark"
+    (bench / "Set14").mkdir(parents=True)
+    (bench / "Screens").mkdir()
+    write_image(bench / "Set14" / "a.png", skdata.astronaut()[:256, :320])
+    for k in range(2):
+        im = Image.new("RGB", (320, 200), "white")
+        d = ImageDraw.Draw(im)
+        for y in range(10, 190, 18):
+            d.text((10 + 7 * k, y), "user@example.com  password: hunter2  " * 2, fill=(20, 20, 20))
+        im.save(bench / "Screens" / f"s{k}.png")
+    out = tmp_path / "results"
+    done = run_module("evaluation.eval_restore", "--suite", "censor", "--data", tmp_path, "--sets", "Set14",
+                      "--generators", "mobilesr", "--name", "c", "--out-dir", out)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((out / "c.json").read_text())["rows"]
+    assert sorted(r["slice"] for r in rows) == ["photo censor", "screens censored", "screens censored"]
+    for r in rows:
+        assert np.isfinite(r["input"]["psnr_in"]) and r["input"]["changed_out"] == 0.0
+        for m in ("grid+bicubic", "restore:mobilesr"):
+            assert 0.0 <= r[m]["changed_out"] <= 1.0 and r[f"action:{m}"] in {"kept", "no-grid", "restored",
+                                                                               "restored-region"}
+            if r[f"action:{m}"] in ("kept", "no-grid"):
+                assert r[m]["psnr_in"] == r["input"]["psnr_in"] and r[m]["changed_out"] == 0.0
+    md = (out / "c.md").read_text()
+    assert "--suite censor" in md and "| photo censor | 1 |" in md and "changed outside the boxes" in md

@@ -263,3 +263,41 @@ def test_output_region_is_where_the_mosaic_was_restored_and_sharpened(restorer):
     expected[y0:y1, x0:x1] = sharpen(out[y0:y1, x0:x1], 1.0)
     assert sharp.output_region == res.output_region and np.array_equal(sharp.image.pixels, expected)
     assert restorer.restore(pixelate(censored, 4), force=True).output_region is None  # whole image
+
+
+@pytest.mark.parametrize("mode", ["average", "nearest"])
+def test_a_jpegd_censor_box_is_restored_on_its_own_grid_and_nothing_else_changes(restorer, mode):
+    # A face-sized mosaic that was JPEG'd afterwards: no exact mosaic and no image-wide grid, so
+    # the detector's box is rebuilt on its own grid; every pixel outside it is the input's.
+    from deepclarity.degrade import censor_regions, jpeg
+
+    photo = np.ascontiguousarray(skdata.astronaut())
+    box = (150, 60, 330, 260)
+    censored, _ = censor_regions(photo, [box], 10, phases=[(3, 6)], mode=mode)
+    bad = jpeg(censored, 85)
+    res = restorer.restore(bad)
+    assert res.action == "restored-region", (res.action, res.boxes)
+    assert [b.status for b in res.boxes].count("restored") >= 1 and res.block_size == pytest.approx(10, rel=0.05)
+    rx0, ry0, rx1, ry1 = res.region
+    assert rx0 >= box[0] - 10 and ry0 >= box[1] - 10 and rx1 <= box[2] + 10 and ry1 <= box[3] + 10
+    out = res.image.pixels
+    outside = np.ones(photo.shape[:2], bool)
+    for b in res.boxes:
+        if b.status == "restored":
+            outside[b.box[1]:b.box[3], b.box[0]:b.box[2]] = False
+    assert np.array_equal(out[outside], bad[outside])
+    inside = (slice(box[1], box[3]), slice(box[0], box[2]))
+    gain = psnr_y(out[inside], photo[inside]) - psnr_y(bad[inside], photo[inside])
+    assert gain > 0.5, gain
+    assert res.to_record()["boxes"][0]["status"] in {"restored", "kept", "no-grid", "too-coarse"}
+
+
+def test_blocks_too_coarse_to_restore_are_reported_and_the_image_kept(restorer):
+    from deepclarity.degrade import censor_regions, jpeg
+
+    photo = np.ascontiguousarray(skdata.astronaut())
+    censored, _ = censor_regions(photo, [(120, 40, 400, 320)], 28, phases=[(5, 9)], mode="average")
+    bad = jpeg(censored, 85)
+    res = restorer.restore(bad)
+    assert res.action == "no-grid" and np.array_equal(res.image.pixels, bad)
+    assert res.too_coarse and all(b.block_size >= 24 for b in res.too_coarse)
