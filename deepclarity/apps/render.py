@@ -110,16 +110,31 @@ def action_words(res: Restored, outscale: float, label: str) -> str:
             if res.lowres_size is not None else "")
     if res.action is Action.RESTORED:
         return f"restored the whole image{grid} with {label}"
+    coarse = _coarse_words(res)
     if res.action is Action.RESTORED_REGION and res.region is not None:
         x0, y0, x1, y1 = (int(v) for v in res.region)
-        return f"restored a mosaic at ({x0},{y0})-({x1},{y1}){grid} with {label}, the rest untouched{resized}"
+        restored = [b for b in res.boxes if b.status == "restored"]
+        what = f"{len(restored)} mosaics within" if len(restored) > 1 else "a mosaic at"
+        return (f"restored {what} ({x0},{y0})-({x1},{y1}){grid} with {label}, the rest untouched{resized}"
+                + (f"; {coarse}" if coarse else ""))
     if res.action is Action.ENHANCED:
         return f"enhanced anyway with {label}"
     if res.action is Action.KEPT:
         return "kept as is" + resized
     if res.action is Action.NO_GRID:
+        if coarse:
+            return f"{coarse}, so nothing was restored{resized}"
         return "no block grid was found, so nothing was restored" + resized
     return str(res.action)
+
+
+def _coarse_words(res: Restored) -> str:
+    """``""``, or why some boxes were left alone: their blocks hide too much to restore."""
+    sizes = sorted(float(b.block_size) for b in res.too_coarse if b.block_size is not None)
+    if not sizes:
+        return ""
+    where = "a box" if len(sizes) == 1 else f"{len(sizes)} boxes"
+    return f"the blocks of {where} ({sizes[0]:.0f} px) are too coarse to restore: nothing there can be recovered"
 
 
 def verdict_markdown(res: Restored, label: str, outscale: float = 1.0) -> str:

@@ -301,3 +301,7 @@ def test_blocks_too_coarse_to_restore_are_reported_and_the_image_kept(restorer):
     res = restorer.restore(bad)
     assert res.action == "no-grid" and np.array_equal(res.image.pixels, bad)
     assert res.too_coarse and all(b.block_size >= 24 for b in res.too_coarse)
+    from deepclarity.apps.render import verdict_markdown
+
+    line = verdict_markdown(res, "MobileSR")  # what the correction app shows
+    assert "too coarse to restore" in line and "no block grid" not in line
