@@ -6,8 +6,10 @@ An image is as pixelated as its most confident tile (a mosaic may cover one tile
 tiles per image a tile-level threshold of 0.5 lets any stray tile raise a false alarm. This script
 builds the benchmark's slices (:mod:`deepclarity.eval.detect`) from the validation split of
 ``train/`` (:func:`deepclarity.datasets.is_validation`, the photos training holds out;
-``benchmark/`` is never read), runs the detector, and picks the lowest threshold whose
-false-positive rate there is at most ``--max-fpr``. The threshold and the validation figures go
+``benchmark/`` is never read) -- the photo slices from the validation photos, the screenshot slices
+(clean and censored screenshots, snippets) from the validation screenshots of ``train/screens`` --
+runs the detector, and picks the lowest threshold whose false-positive rate over all of them is at
+most ``--max-fpr``. The threshold and the validation figures go
 into the model card (``threshold``, ``calibration``), where :class:`deepclarity.detect.Detector`
 reads its default.
 """
@@ -24,7 +26,7 @@ import numpy as np
 from deepclarity.datasets import default_data_dir, is_validation, training_images
 from deepclarity.detect import METHODS, Detector, to_uint8
 from deepclarity.errors import DeepClarityError
-from deepclarity.eval.detect import SLICES, calibration_scores, choose_threshold, threshold_rates
+from deepclarity.eval.detect import calibration_scores, choose_threshold, threshold_rates
 from deepclarity.io import read_image
 from deepclarity.models import get_spec
 from deepclarity.models.weights import read_card, write_card
@@ -47,18 +49,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     photos = photos[:args.limit] if args.limit else photos
-    sources = [np.ascontiguousarray(to_uint8(read_image(p).pixels)) for p in photos]
+    shots = [p for p in photos if p.parent.name == "screens"]
+    photos = [p for p in photos if p.parent.name != "screens"]
+
+    def load(paths):
+        return [np.ascontiguousarray(to_uint8(read_image(p).pixels)) for p in paths]
+
+    sources, screens = load(photos), load(shots)
     for method in args.methods:
         spec = get_spec(METHODS[method])
         detector = Detector(method, device=args.device, threshold=0.5)
-        probs, labels = calibration_scores(detector, sources, args.seed)
+        probs, labels, names = calibration_scores(detector, sources, args.seed, screens)
         threshold = choose_threshold(probs, labels, args.max_fpr)
         card = read_card(spec.weights_path) or {}
         card["threshold"] = round(threshold, 6)
         card["calibration"] = {
-            "command": command, "photos": len(photos), "slices": [s.name for s in SLICES],
+            "command": command, "photos": len(photos), "screenshots": len(shots),
+            "slices": list(dict.fromkeys(names.tolist())),
             "max_fpr": args.max_fpr, "at_0.5": threshold_rates(probs, labels, 0.5),
             "at_threshold": threshold_rates(probs, labels, threshold),
+            "per_slice_at_threshold": {n: threshold_rates(probs[names == n], labels[names == n], threshold)
+                                       for n in dict.fromkeys(names.tolist())},
         }
         write_card(spec.weights_path, card)
         print(f"{method}: threshold {threshold:.4f}; validation at 0.5 {card['calibration']['at_0.5']}; "

@@ -559,21 +559,25 @@ def new_report(command: str, photos: list[Photo], seed: int, threshold: float | 
 # ----------------------------------------------------------------------------------- calibration
 
 
-def calibration_scores(detector, sources: list[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(probabilities, labels)`` of ``detector`` on every slice of every photo in ``sources``
-    (``HxWx3`` ``uint8``; photo ``i`` is keyed ``i`` in :func:`slice_rng`), without block-size
+def calibration_scores(detector, sources: list[np.ndarray], seed: int,
+                       screens: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(probabilities, labels, slice names)`` of ``detector`` on every photo slice of every
+    photo in ``sources`` and every screenshot slice (``screens clean``, ``screens censored``,
+    ``snippets``) of every screenshot in ``screens`` (``HxWx3`` ``uint8``; image ``i`` of each
+    list is keyed ``i`` in :func:`slice_rng`, screenshots ``-1 - i``), without block-size
     estimation: what :func:`choose_threshold` picks a threshold from."""
     from tqdm import tqdm
 
-    probs, labels = [], []
-    with tqdm(total=len(sources) * len(SLICES), desc=f"calibrate {detector.method}", unit="img") as bar:
-        for i, src in enumerate(sources):
-            for s in SLICES:
-                v = build_variant(src, s.name, slice_rng(seed, s.name, i))
-                probs.append(detector.detect(v.image, estimate_block=False).probability)
-                labels.append(v.label)
-                bar.update(1)
-    return np.array(probs), np.array(labels)
+    screen_slices = [s for s in CENSOR_SLICES if s.source == "screens"]
+    work = [(src, i, s) for i, src in enumerate(sources) for s in SLICES]
+    work += [(src, -1 - i, s) for i, src in enumerate(screens) for s in screen_slices]
+    probs, labels, names = [], [], []
+    for src, key, s in tqdm(work, desc=f"calibrate {detector.method}", unit="img"):
+        v = build_variant(src, s.name, slice_rng(seed, s.name, key % (2 ** 32)))
+        probs.append(detector.detect(v.image, estimate_block=False).probability)
+        labels.append(v.label)
+        names.append(s.name)
+    return np.array(probs), np.array(labels), np.array(names)
 
 
 def choose_threshold(probs: np.ndarray, labels: np.ndarray, max_fpr: float) -> float:
@@ -593,9 +597,14 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, max_fpr: float) -> f
 
 
 def threshold_rates(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """``accuracy``, ``recall``, ``fpr`` and ``images`` of the decisions ``probs >= threshold``."""
+    """``accuracy``, ``recall``, ``fpr`` and ``images`` of the decisions ``probs >= threshold``
+    (``None`` for a rate with no images behind it, e.g. the recall of a slice of clean images)."""
     pred = probs >= threshold
     pos, neg = labels == 1, labels == 0
-    return {"accuracy": float((pred == (labels == 1)).mean()), "recall": float(pred[pos].mean()),
-            "fpr": float(pred[neg].mean()), "images": int(labels.size)}
+
+    def rate(sel: np.ndarray) -> float | None:
+        return float(pred[sel].mean()) if sel.any() else None
+
+    return {"accuracy": float((pred == (labels == 1)).mean()), "recall": rate(pos), "fpr": rate(neg),
+            "images": int(labels.size)}
 

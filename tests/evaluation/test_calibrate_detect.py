@@ -65,5 +65,32 @@ def test_calibrate_writes_the_threshold_into_the_card(tmp_path, monkeypatch):
     card = json.loads((weights / "detector-canny.json").read_text())
     cal = card["calibration"]
     assert cal["command"] == f"python evaluation/calibrate_detect.py --data {tmp_path / 'data'} --methods canny --max-fpr 0"
-    assert cal["photos"] == 1 and cal["at_0.5"]["images"] == 10
+    assert cal["photos"] == 1 and cal["screenshots"] == 0 and cal["at_0.5"]["images"] == 10
+    assert cal["per_slice_at_threshold"]["clean"]["recall"] is None
     assert 0.5 <= card["threshold"] <= 1.0 and cal["at_threshold"]["fpr"] == 0.0
+
+
+def test_rates_of_a_one_label_slice_have_no_undefined_numbers():
+    r = threshold_rates(np.array([0.9, 0.2]), np.array([0, 0]), 0.5)
+    assert r == {"accuracy": 0.5, "recall": None, "fpr": 0.5, "images": 2}
+
+
+def test_calibration_scores_screenshots_with_the_screenshot_slices():
+    from skimage import data as skdata
+
+    from deepclarity.eval.detect import CENSOR_SLICES, SLICES, calibration_scores
+
+    class Fixed:  # a stand-in detector: the probability is the image's mean level
+        method = "canny"
+
+        def detect(self, img, estimate_block=False):
+            return type("D", (), {"probability": float(np.asarray(img).mean()) / 255})()
+
+    photo = np.ascontiguousarray(skdata.astronaut()[:96, :128])
+    shot = np.full((120, 300, 3), 255, np.uint8)
+    shot[20:100:12, 10:290] = 0  # lines of "text"
+    probs, labels, names = calibration_scores(Fixed(), [photo], 3, [shot])
+    screen = [s.name for s in CENSOR_SLICES if s.source == "screens"]
+    assert names.tolist() == [s.name for s in SLICES] + screen
+    assert labels.tolist() == [s.label for s in SLICES] + [s.label for s in CENSOR_SLICES if s.source == "screens"]
+    assert probs.shape == labels.shape and np.all((0 <= probs) & (probs <= 1))
