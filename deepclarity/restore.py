@@ -35,7 +35,7 @@ from .pixelation import (GridEstimate, RegionRestore, estimate_grid, expand_lowr
                          grid_edges, recover_lowres, refine_grid, restore_regions)
 from .pixelation.regions import MAX_MOSAIC_COVER
 
-__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "WHEN_CLEAN", "Action", "Box", "Restored", "Restorer",
+__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "MIN_BOX_GRID_CONFIDENCE", "WHEN_CLEAN", "Action", "Box", "Restored", "Restorer",
            "load_restorer", "restoration_model", "sample_positions"]
 
 #: The recovered grid is point-sampled (one pixel per block) and so aliased, while the benchmark
@@ -51,6 +51,10 @@ ANTIALIAS_SIGMA = 0.5
 #: Exact pixelation fits exactly, pixelation then JPEG q75 well above this, the whole-image grid of
 #: a mosaic over a quarter of the image well below (tests/unit/test_restore.py checks both sides).
 MIN_GRID_FIT_DB = 30.0
+
+#: A detected box is rebuilt (or called too coarse) only when its own grid was measured at least
+#: this confidently (:func:`~deepclarity.pixelation.estimate_box_grid`'s default bar).
+MIN_BOX_GRID_CONFIDENCE = 0.5
 
 #: What to do with an image the detector calls clean: leave it (resized to the output size only)
 #: or enhance it with the generator.
@@ -372,7 +376,10 @@ class Restorer:
         rgb8 = to_uint8(loaded.pixels)
         h, w = rgb8.shape[:2]
         located = locate(rgb8, detection, self.detector.threshold if threshold is None else threshold)
-        boxes = [r for r in located.regions if r.w * r.h < MAX_MOSAIC_COVER * h * w]
+        # A box whose grid is a guess (the fallback of the tiles that fired, measured at low
+        # confidence) has no block size to act on, or to call too coarse.
+        boxes = [r if r.confidence >= MIN_BOX_GRID_CONFIDENCE else replace(r, block_size=None, phase=None)
+                 for r in located.regions if r.w * r.h < MAX_MOSAIC_COVER * h * w]
         out8, report = restore_regions(rgb8, boxes, upscale=lambda low: self._generate(low, self.upscaler))
         done = [r for r in report if r.status == "restored"]
         if not done:
