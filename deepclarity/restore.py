@@ -332,7 +332,8 @@ class Restorer:
 
         rgb8 = to_uint8(loaded.pixels)
         grid = estimate_grid(rgb8)
-        region = find_mosaic_region(rgb8, grid if grid.found else None)
+        # Exact mosaics only: a JPEG's flat areas are exact 8x8 cells too (its DCT blocks).
+        region = None if loaded.format == "JPEG" else find_mosaic_region(rgb8, grid if grid.found else None)
         if region is not None:
             x0, y0, x1, y1 = region
             crop = loaded.pixels[y0:y1, x0:x1]
@@ -342,6 +343,9 @@ class Restorer:
                 local = GridEstimate(grid.block_size, block, (0.0, 0.0), grid.confidence) if block else local
             if local.found:
                 local = refine_grid(crop, local)
+            if local.found and _on_jpeg_grid(local, x0, y0):
+                local = GridEstimate(None, None, None, 0.0)  # JPEG blocking, not a mosaic: try the boxes
+            if local.found:
                 low = recover_lowres(crop, local, refine=False)
                 rows, cols = sample_positions(crop.shape[0], crop.shape[1], local, point_sampled=False)
                 base = resize_to(loaded.pixels, out_h, out_w)
@@ -437,6 +441,16 @@ class Restorer:
 
 
 _RESTORERS = ModelCache("restorers")
+
+
+def _on_jpeg_grid(grid: GridEstimate, x0: int, y0: int) -> bool:
+    """Whether ``grid`` (of a crop at ``(x0, y0)``) is JPEG's own: 8 or 16 px cells starting on
+    multiples of 8 in the image, where a compressed image's flat areas are exactly constant."""
+    if grid.block_xy is None or grid.phase_xy is None:
+        return False
+    if not all(min(abs(b - 8), abs(b - 16)) <= 0.02 * b for b in grid.block_xy):
+        return False
+    return all(min((o + p) % 8, 8 - (o + p) % 8) <= 0.5 for o, p in zip((x0, y0), grid.phase_xy))
 
 
 def load_restorer(model: str = DEFAULT_UPSCALER, *, method: str = "canny", device: str = "auto",

@@ -305,3 +305,23 @@ def test_blocks_too_coarse_to_restore_are_reported_and_the_image_kept(restorer):
 
     line = verdict_markdown(res, "MobileSR")  # what the correction app shows
     assert "too coarse to restore" in line and "no block grid" not in line
+
+
+def test_jpeg_blocking_in_flat_areas_is_not_taken_for_an_exact_mosaic():
+    # A compressed image's flat areas are exactly constant 8x8 cells stepping on JPEG's grid:
+    # find_mosaic_region sees a "mosaic" there, and the restorer must not rewrite it as one.
+    import cv2
+
+    from deepclarity.degrade import jpeg
+    from deepclarity.pixelation import GridEstimate, estimate_grid, find_mosaic_region
+    from deepclarity.restore import _on_jpeg_grid
+
+    smooth = cv2.GaussianBlur(np.ascontiguousarray(skdata.astronaut()), (0, 0), 6)
+    bad = jpeg(smooth, 50)
+    grid = estimate_grid(bad)
+    assert find_mosaic_region(bad, grid if grid.found else None) is not None  # what the guard is for
+    res = Restorer("bicubic", device="cpu").restore(bad, force=True)
+    assert res.action != "restored-region" and res.region is None
+    assert _on_jpeg_grid(GridEstimate(8.0, (8.0, 8.0), (3.0, 5.0), 1.0), 85, 91)
+    assert not _on_jpeg_grid(GridEstimate(8.0, (8.0, 8.0), (3.0, 5.0), 1.0), 84, 91)
+    assert not _on_jpeg_grid(GridEstimate(10.0, (10.0, 10.0), (0.0, 0.0), 1.0), 0, 0)
