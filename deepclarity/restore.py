@@ -35,8 +35,8 @@ from .pixelation import (GridEstimate, RegionRestore, estimate_grid, expand_lowr
                          grid_edges, recover_lowres, refine_grid, restore_regions)
 from .pixelation.regions import MAX_MOSAIC_COVER
 
-__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "MIN_BOX_GRID_CONFIDENCE", "WHEN_CLEAN", "Action", "Box", "Restored", "Restorer",
-           "load_restorer", "restoration_model", "sample_positions"]
+__all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "MIN_BOX_GRID_CONFIDENCE", "WHEN_CLEAN", "Action", "Box", "Restored",
+           "Restorer", "load_restorer", "restoration_model", "sample_positions"]
 
 #: The recovered grid is point-sampled (one pixel per block) and so aliased, while the benchmark
 #: generators were trained on antialiased (MATLAB bicubic) low-resolution images; a light Gaussian
