@@ -124,12 +124,14 @@ def format_censor_restore_table(rows: list[dict], methods: list[str], command: s
             v = float(np.mean([r[m]["psnr_in"] for r in sel]))
             cells.append(f"{v:.2f}" if m == "input" else f"{v:.2f} ({v - base:+.2f})")
         lines.append(f"| {label} | {len(sel)} | " + " | ".join(cells) + " |")
-    lines += ["", "| slice | pipeline | acted | mean share of pixels changed outside the boxes | "
-                  "images with any change outside |", "|---|---|---|---|---|"]
+    lines += ["", "| slice | pipeline | acted | gain where it acted (mean / worst image) | mean share of pixels "
+                  "changed outside the boxes | images with any change outside |", "|---|---|---|---|---|---|"]
     for label, sel in _groups(rows):
         for m in methods:
-            acted = np.mean([r[f"action:{m}"] not in ("kept", "enhanced", "no-grid") for r in sel])
+            did = [r for r in sel if r[f"action:{m}"] not in ("kept", "enhanced", "no-grid")]
+            gains = [r[m]["psnr_in"] - r["input"]["psnr_in"] for r in did]
+            gain = f"{np.mean(gains):+.2f} / {min(gains):+.2f} dB" if gains else "–"
             out = np.mean([r[m]["changed_out"] for r in sel])
             anyout = np.mean([r[m]["changed_out"] > 0 for r in sel])
-            lines.append(f"| {label} | {m} | {acted:.1%} | {out:.4%} | {anyout:.1%} |")
+            lines.append(f"| {label} | {m} | {len(did) / len(sel):.1%} | {gain} | {out:.4%} | {anyout:.1%} |")
     return lines
