@@ -319,8 +319,8 @@ def summarise(records: list[dict], tolerance: float = BLOCK_TOLERANCE) -> dict:
 
     ``overall`` and the block-size summaries are over the photo slices (the original benchmark);
     records of other suites add ``censor_slices`` (per slice: the binary metrics, ``block`` on
-    the censored images against ``region_block_size``, and ``iou``: mean box IoU and the share
-    with IoU >= 0.5, ``None`` where no record has an IoU) and ``censor_overall``.
+    the censored images against ``region_block_size``, and ``iou``: mean box IoU and the shares
+    with IoU >= 0.5 and >= 0.7 (the target's bar), ``None`` where no record has an IoU) and ``censor_overall``.
     """
     other = [r for r in records if _SLICE_BY_NAME[r["slice"]].suite != "photos"]
     records = [r for r in records if _SLICE_BY_NAME[r["slice"]].suite == "photos"]
@@ -360,7 +360,7 @@ def _censor_summary(records: list[dict], tolerance: float) -> dict:
             ious = [r["iou"] for r in rows if r.get("iou") is not None]
             if ious:
                 m["iou"] = {"mean": float(np.mean(ious)), "share_over_0.5": float(np.mean(np.array(ious) >= 0.5)),
-                            "images": len(ious)}
+                            "share_over_0.7": float(np.mean(np.array(ious) >= 0.7)), "images": len(ious)}
         slices[spec.name] = m
     return {"censor_slices": slices,
             "censor_overall": binary_metrics([r["label"] for r in records], [r["predicted"] for r in records])}

@@ -39,17 +39,18 @@ def method_table(summary: dict) -> str:
 
 def censor_table(summary: dict) -> str:
     """The screenshot, censor and snippet slices' Markdown table (:func:`~.detect.summarise`)."""
-    head = ("| slice | images | accuracy | recall | FPR | block size within 10% | box IoU (mean) | IoU ≥ 0.5 |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| slice | images | accuracy | recall | FPR | block size within 10% | box IoU (mean) | IoU ≥ 0.5 | "
+            "IoU ≥ 0.7 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
     for name, m in summary["censor_slices"].items():
         iou = m.get("iou")
         rows.append(f"| {name} | {m['support']} | {_num(m['accuracy'])} | {_num(m['recall'])} | {_pct(m['fpr'])} | "
                     f"{_block_cell(m['block'])} | {_num(iou['mean'] if iou else None, 3)} | "
-                    f"{_pct(iou['share_over_0.5'] if iou else None, 1)} |")
+                    f"{_pct(iou['share_over_0.5'] if iou else None, 1)} | "
+                    f"{_pct(iou.get('share_over_0.7') if iou else None, 1)} |")
     o = summary["censor_overall"]
     rows.append(f"| **all of these** | **{o['support']}** | **{_num(o['accuracy'])}** | **{_num(o['recall'])}** | "
-                f"**{_pct(o['fpr'])}** | | | |")
+                f"**{_pct(o['fpr'])}** | | | | |")
     return head + "\n" + "\n".join(rows)
 
 

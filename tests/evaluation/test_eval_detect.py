@@ -278,3 +278,18 @@ def test_missing_set_fails_the_command(tmp_path):
     done = run_module("evaluation.eval_detect", "--data", data, "--sets", "Kodak24", "--out-dir", tmp_path / "o")
     assert done.returncode == 2 and "Kodak24" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_censor_summary_counts_box_iou_at_both_bars():
+    from deepclarity.eval.detect import summarise
+    from deepclarity.eval.detect_report import censor_table
+
+    def rec(iou, predicted=1):
+        return {"slice": "photo censor", "label": 1, "predicted": predicted, "block_size_true": 8.0,
+                "region_block_size": 8.0, "iou": iou, "probability": 0.99, "block_size": 8.0}
+
+    records = [rec(0.9), rec(0.75), rec(0.6), rec(0.1, predicted=0)]
+    m = summarise(records)["censor_slices"]["photo censor"]
+    assert m["iou"]["share_over_0.5"] == 0.75 and m["iou"]["share_over_0.7"] == 0.5
+    row = [line for line in censor_table(summarise(records)).splitlines() if line.startswith("| photo censor")][0]
+    assert row.endswith("| 75.0% | 50.0% |")
