@@ -40,7 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["UPSCALERS", "DEFAULT_UPSCALER", "AUTO_TILE", "MAX_OUTPUT_PIXELS", "Upscaler", "Enhanced",
            "load_upscaler", "sharpen", "resize_to", "to_gray3", "output_path"]
 
-DEFAULT_UPSCALER = "mobilesr"
+#: The default generator: MobileSR-Rep beats MobileSR on every benchmark set at a similar CPU cost
+#: (`python evaluation/eval_sr.py ...` and `deepclarity bench sr` in the README); MobileSR stays offered.
+DEFAULT_UPSCALER = "mobilesr-rep"
 SCALE = 4
 # Inputs with more pixels than AUTO_TILE**2 are run in AUTO_TILE x AUTO_TILE tiles: MiniSRResNet's
 # last stage holds 64 channels at 4x resolution, ~4 GB of float32 for a 1000x1000 input.

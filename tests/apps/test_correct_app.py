@@ -260,8 +260,8 @@ def test_app_exposes_the_enhance_endpoint_png_outputs_limits_and_examples():
     slider = dep.outputs[0]
     assert slider.format == "png" and "download" not in slider.buttons
     radio, scale, sharpen = dep.inputs[1:]
-    assert radio.value == "mobilesr"
-    assert radio.choices == [("MobileSR (default)", "mobilesr"), ("MobileSR-Rep", "mobilesr-rep"),
+    assert radio.value == "mobilesr-rep"
+    assert radio.choices == [("MobileSR", "mobilesr"), ("MobileSR-Rep (default)", "mobilesr-rep"),
                              ("MiniSRResNet", "minisrresnet"), ("MiniSRGAN", "minisrgan"),
                              ("Bicubic (reference)", "bicubic")]
     # The slider is shared with /correct, whose default mode (Restore) works at the input's size;

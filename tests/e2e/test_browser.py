@@ -323,7 +323,7 @@ def test_correct_app_restores_shows_and_downloads(servers, page, uploads, tmp_pa
         expect(slider.nth(i)).to_have_attribute("src", re.compile(r"/gradio_api/file="))
     region_map = block(page, "Detection: region map (red = pixelated, green = clean)").locator("img")
     expect(region_map).to_be_visible()
-    png = download_result(page, tmp_path, "pixelated_restored_mobilesr.png")
+    png = download_result(page, tmp_path, "pixelated_restored_mobilesr-rep.png")
     assert_png(png, (256, 256))
     shot(page, "correct_restored")
 
@@ -332,7 +332,7 @@ def test_correct_app_restores_shows_and_downloads(servers, page, uploads, tmp_pa
     expect(page.get_by_role("button", name="Enhance", exact=True)).to_be_visible()
     run_correct(page, uploads["small"], "→ 256×192", log)
     expect(region_map).to_be_hidden()
-    png = download_result(page, tmp_path, "small_mobilesr_x4.png")
+    png = download_result(page, tmp_path, "small_mobilesr-rep_x4.png")
     assert_png(png, (256, 192))
     shot(page, "correct_upscaled")
     assert_clean_log(log)
@@ -351,6 +351,6 @@ def test_correct_app_bad_upload_is_a_clear_error_then_works(servers, page, uploa
     dismiss_toasts(page)
 
     run_correct(page, uploads["pixelated"], "PIXELATED", log)
-    assert_png(download_result(page, tmp_path, "pixelated_restored_mobilesr.png"), (256, 256))
+    assert_png(download_result(page, tmp_path, "pixelated_restored_mobilesr-rep.png"), (256, 256))
     shot(page, "correct_after_bad_upload")
     assert_clean_log(log)

@@ -32,7 +32,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    return write_random_weights(tmp_path_factory.mktemp("ray_weights"), ("mobilesr", "detector-canny"))
+    from deepclarity.enhance import DEFAULT_UPSCALER
+
+    names = tuple(dict.fromkeys(("mobilesr", DEFAULT_UPSCALER, "detector-canny")))  # -m mobilesr and the default
+    return write_random_weights(tmp_path_factory.mktemp("ray_weights"), names)
 
 
 @pytest.fixture(scope="module")
