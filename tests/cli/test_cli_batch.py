@@ -51,8 +51,12 @@ SCALE = {"enhance": 4, "restore": 1}  # the default -s of each command
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    """Random MobileSR and canny-detector weights: all that detect, enhance and restore load."""
-    return write_random_weights(tmp_path_factory.mktemp("batch_weights"), ("mobilesr", "detector-canny"))
+    """Random generator (MobileSR and the default) and canny-detector weights: all that detect,
+    enhance and restore load."""
+    from deepclarity.enhance import DEFAULT_UPSCALER
+
+    names = tuple(dict.fromkeys(("mobilesr", DEFAULT_UPSCALER, "detector-canny")))  # -m mobilesr and the default
+    return write_random_weights(tmp_path_factory.mktemp("batch_weights"), names)
 
 
 def cli_env(weights: Path) -> dict[str, str]:
