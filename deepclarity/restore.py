@@ -361,23 +361,22 @@ class Restorer:
             grid = refine_grid(loaded.pixels, grid)
             low = recover_lowres(loaded.pixels, grid, refine=False)
         if not grid.found or self._grid_fit(rgb8, to_uint8(low), grid) < MIN_GRID_FIT_DB:
-            return self._restore_boxes(loaded, detection, threshold, out_h, out_w, t0, pixelated, amount)
+            return self._restore_boxes(loaded, rgb8, detection, threshold, out_h, out_w, t0, pixelated, amount)
         rows, cols = sample_positions(h, w, grid, point_sampled=True)
         up = self._superresolve(low, rows, cols, out_h, out_w, h, w)
         return self._done(self._finish(loaded, up, out_h, out_w), Action.RESTORED, detection, t0, pixelated,
                           block=grid.block_size, lowres=(low.shape[1], low.shape[0]), amount=amount)
 
-    def _restore_boxes(self, loaded: LoadedImage, detection: Detection, threshold: float | None, out_h: int,
-                       out_w: int, t0: float, pixelated: bool, amount: float) -> Restored:
+    def _restore_boxes(self, loaded: LoadedImage, rgb8: np.ndarray, detection: Detection, threshold: float | None,
+                       out_h: int, out_w: int, t0: float, pixelated: bool, amount: float) -> Restored:
         """Mosaics that neither the exact search nor the whole-image grid explain (JPEG'd or
         resized after censoring, nearest sample or block average): the detector's boxes, each
         rebuilt on its own grid by :func:`~deepclarity.pixelation.restore_regions` (a trimmed mean
         per block, the generator, a seamless blend, nothing changed outside the boxes, a box left
         as it was when that would not explain it). :attr:`Action.NO_GRID` when no box was
-        restored; ``boxes`` says why (e.g. ``too-coarse``)."""
+        restored; ``boxes`` says why (e.g. ``too-coarse``). ``rgb8``: ``loaded``'s pixels in 8 bits."""
         from .detect import locate
 
-        rgb8 = to_uint8(loaded.pixels)
         h, w = rgb8.shape[:2]
         located = locate(rgb8, detection, self.detector.threshold if threshold is None else threshold)
         # A box whose grid is a guess (the fallback of the tiles that fired, measured at low
@@ -388,9 +387,8 @@ class Restorer:
         done = [r for r in report if r.status == "restored"]
         if not done:
             base = resize_to(loaded.pixels, out_h, out_w)
-            result = self._done(self._finish(loaded, base, out_h, out_w), Action.NO_GRID, located, t0, pixelated)
-            result.boxes = report
-            return result
+            return self._done(self._finish(loaded, base, out_h, out_w), Action.NO_GRID, located, t0, pixelated,
+                              boxes=report)
         pixels = loaded.pixels.copy()
         for r in done:  # only the restored boxes change; 16-bit inputs keep their depth elsewhere
             x0, y0, x1, y1 = r.box
@@ -401,11 +399,9 @@ class Restorer:
         sx, sy = out_w / w, out_h / h
         output_region = (round(region[0] * sx), round(region[1] * sy), min(out_w, round(region[2] * sx)),
                          min(out_h, round(region[3] * sy)))
-        result = self._done(self._finish(loaded, resize_to(pixels, out_h, out_w), out_h, out_w),
-                            Action.RESTORED_REGION, located, t0, pixelated, block=done[0].block_size, region=region,
-                            output_region=output_region, amount=amount)
-        result.boxes = report
-        return result
+        return self._done(self._finish(loaded, resize_to(pixels, out_h, out_w), out_h, out_w),
+                          Action.RESTORED_REGION, located, t0, pixelated, block=done[0].block_size, region=region,
+                          output_region=output_region, amount=amount, boxes=report)
 
     @staticmethod
     def _grid_fit(rgb8: np.ndarray, low8: np.ndarray, grid: GridEstimate) -> float:
@@ -423,7 +419,8 @@ class Restorer:
 
     def _done(self, image: LoadedImage, action: Action, detection: Detection | None, t0: float, pixelated: bool,
               *, block: float | None = None, region: Box | None = None, lowres: tuple[int, int] | None = None,
-              output_region: Box | None = None, amount: float = 0.0) -> Restored:
+              output_region: Box | None = None, amount: float = 0.0,
+              boxes: list[RegionRestore] | None = None) -> Restored:
         """The :class:`Restored` record; ``image`` sharpened by ``amount`` first (within
         ``output_region`` when there is one)."""
         if amount > 0:
@@ -437,7 +434,7 @@ class Restorer:
             image = replace(image, pixels=pixels)
         return Restored(image, action, pixelated, detection.probability if detection else None, block, region,
                         lowres, self.grid_upscaler.name if action is Action.RESTORED else self.model,
-                        time.perf_counter() - t0, detection, output_region, amount)
+                        time.perf_counter() - t0, detection, output_region, amount, boxes or [])
 
 
 _RESTORERS = ModelCache("restorers")
