@@ -13,7 +13,8 @@ and hard negatives (upscaled, blurred, sharpened, JPEG) as negatives; then resiz
 ``--synthesis v2`` (:mod:`training.synth_v2`) adds screenshots (``train/screens``) and drawn
 non-photo carriers, censor mosaics of every shape (block average or nearest, any phase, 2-32 px
 blocks), screenshot scaling, HiDPI hard negatives and small snippets; v1 stays the default, so
-the shipped weights' card command reproduces them.
+the shipped weights' card command reproduces them. ``--synthesis mix`` draws half the samples from
+v1 (photos) and half from v2, and validates on both sets.
 
 Sample ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a run is reproducible and a
 resumed run continues exactly where it stopped. Checkpoints (model, optimiser, step) go to
@@ -47,7 +48,7 @@ from deepclarity.runtime import configure_threads
 from .data import load_images, split_images
 from .loop import RankSampler, Schedule, Trainer, command_line, distributed
 from .synth import SynthDataset, validation_set
-from .synth_v2 import SynthDatasetV2, validation_set_v2
+from .synth_v2 import V1_SHARE_IN_MIX, SynthDatasetV2, validation_set_mix, validation_set_v2
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Card fields that summarise a run in ``earlier_runs``.
@@ -91,9 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--from-weights", action=argparse.BooleanOptionalAction, default=True,
                         help="with no checkpoint, start from the shipped weights if present")
     parser.add_argument("--limit-images", type=int, default=0, help="use only N training images (smoke tests)")
-    parser.add_argument("--synthesis", choices=["v1", "v2"], default="v1",
+    parser.add_argument("--synthesis", choices=["v1", "v2", "mix"], default="v1",
                         help="sample synthesis: v1 photos only (the shipped weights'), v2 adds screenshots, "
-                             "drawn carriers and censor mosaics (training.synth_v2)")
+                             "drawn carriers and censor mosaics (training.synth_v2), mix draws half of "
+                             "the samples from each")
     return parser.parse_args(argv)
 
 
@@ -112,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         train_paths, val_paths = train_paths[: args.limit_images], val_paths[: max(1, args.limit_images // 4)]
     train_images = load_images(train_paths, "train")
     val_images = load_images(val_paths, "validation")
-    if args.synthesis == "v2":
+    if args.synthesis in ("v2", "mix"):
         def parts(paths, images):  # screenshots (train/screens) apart from photos
             screens = [im for p, im in zip(paths, images) if p.parent.name == "screens"]
             return [im for p, im in zip(paths, images) if p.parent.name != "screens"], screens
 
-        val_x, val_y = validation_set_v2(*parts(val_paths, val_images), args.method, args.seed, args.val_per_image)
-        dataset = SynthDatasetV2(*parts(train_paths, train_images), args.method, args.seed)
+        mix = args.synthesis == "mix"
+        val_x, val_y = (validation_set_mix if mix else validation_set_v2)(
+            *parts(val_paths, val_images), args.method, args.seed, args.val_per_image)
+        dataset = SynthDatasetV2(*parts(train_paths, train_images), args.method, args.seed,
+                                 v1_share=V1_SHARE_IN_MIX if mix else 0.0)
     else:
         val_x, val_y = validation_set(val_images, args.method, args.seed, args.val_per_image)
         dataset = SynthDataset(train_images, args.method, args.seed)

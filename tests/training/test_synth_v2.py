@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from deepclarity.detect import CROP_SIZE
+from deepclarity.detect import CROP_SIZE, crop_features
 from training.carriers import CARRIERS, font_files, pixel_art_icon, render_text
 from training.synth import synthesize
-from training.synth_v2 import SynthDatasetV2, region_boxes, synthesize_v2, validation_set_v2
+from training.synth_v2 import SynthDatasetV2, region_boxes, synthesize_v2, validation_set_mix, validation_set_v2
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,27 @@ def test_dataset_and_validation_set(sources):
     assert tuple(x.shape) == (3, CROP_SIZE, CROP_SIZE) and y == 1
     vx, vy = validation_set_v2(photos, screens, "rgb", 0, 2)
     assert tuple(vx.shape) == (6, 3, CROP_SIZE, CROP_SIZE) and vy.tolist() == [0, 1] * 3
+
+
+def test_mix_draws_v1_photo_samples_beside_v2(sources):
+    photos, screens = sources
+    v2 = SynthDatasetV2(photos, screens, "rgb", 0)
+    mix = SynthDatasetV2(photos, screens, "rgb", 0, v1_share=0.5)
+    same = sum(bool((v2[i][0] == mix[i][0]).all()) for i in range(12))
+    # Samples whose first draw falls under the share are v1's (others differ only by that draw).
+    firsts = [np.random.default_rng([0, i]).random() < 0.5 for i in range(12)]
+    assert 0 < sum(firsts) < 12 and same < 12
+    for i, first in enumerate(firsts):
+        x, y = mix[i]
+        assert y == i % 2
+        if first:  # exactly v1's sample from the same generator state
+            rng = np.random.default_rng([0, i])
+            rng.random()
+            img = photos[int(rng.integers(len(photos)))]
+            expect = crop_features(synthesize(img, rng, label=i % 2).crop, "rgb")
+            np.testing.assert_array_equal(x.numpy(), expect)
+    vx, vy = validation_set_mix(photos, screens, "rgb", 0, 2)
+    assert tuple(vx.shape) == (10, 3, CROP_SIZE, CROP_SIZE) and vy.tolist() == [0, 1] * 5
 
 
 def test_v1_synthesis_is_unchanged():
