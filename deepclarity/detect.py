@@ -25,6 +25,11 @@ __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", 
 MAX_REGIONS = 8
 #: Share of pixelated tiles from which the whole image is taken as one pixelated box.
 FULL_IMAGE_SHARE = 0.75
+#: An image-wide grid under this confidence on such an image may be a partial mosaic's: its flat
+#: cells are looked for (:func:`~deepclarity.pixelation.flat_mosaic_box`) ...
+WEAK_FULL_GRID = 0.6
+#: ... and they make the region when they cover at most this share of the image.
+PARTIAL_SHARE = 0.6
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
@@ -301,6 +306,10 @@ def _region(box: tuple[int, int, int, int], grid) -> Region:
     return Region(x0, y0, x1 - x0, y1 - y0, None, None, float(grid.confidence) if grid is not None else 0.0)
 
 
+def _area(box: tuple) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def _box_overlap(a: tuple, b: tuple) -> float:
     """Intersection over the smaller box of two ``(x0, y0, x1, y1)`` boxes."""
     iw = min(a[2], b[2]) - max(a[0], b[0])
@@ -318,18 +327,27 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     ``full`` (most tiles fired) the answer is one box over the whole image, with the image-wide
     grid, else the grid measured over the whole image alone
     (:func:`~deepclarity.pixelation.estimate_box_grid`, which also works on images a few blocks
-    across). Otherwise the boxes of :func:`~deepclarity.pixelation.find_pixelated_boxes` near
+    across); when that grid is weak (:data:`WEAK_FULL_GRID`) and flat cells of a grid fill only
+    part of the image (:data:`PARTIAL_SHARE`), that part instead. Otherwise the boxes of :func:`~deepclarity.pixelation.find_pixelated_boxes` near
     the tiles that fired, each with its own grid, at most :data:`MAX_REGIONS`; when none is
-    found, the bounding box of the tiles that fired, with the image-wide grid. Boxes are looked
+    found, the flat-celled mosaic inside the bounding box of the tiles that fired
+    (:func:`~deepclarity.pixelation.flat_mosaic_box`: resized mosaics), else that bounding box
+    itself with the image-wide grid. Boxes are looked
     for at the block sizes measured inside the (up to three most confident) ``tiles`` that
     fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
     more confident grid stays.
     """
-    from .pixelation import estimate_box_grid, find_pixelated_boxes
+    from .pixelation import estimate_box_grid, find_pixelated_boxes, flat_mosaic_box
 
     h, w = rgb.shape[:2]
+    tile_grids = [g for y0, y1, x0, x1 in list(tiles)[:3] if (g := estimate_box_grid(rgb, (x0, y0, x1, y1))).found]
     if full or not mask.any():
         own = grid if grid.found else estimate_box_grid(rgb)
+        if full and own.confidence < WEAK_FULL_GRID:
+            # A small image whose tiles nearly all fired may hold a resized mosaic over part of it.
+            part = flat_mosaic_box(rgb, (0, 0, w, h), [own, *tile_grids])
+            if part is not None and _area(part[0]) <= PARTIAL_SHARE * h * w:
+                return [_region(*part)]
         return [_region((0, 0, w, h), own)]
     ys, xs = np.nonzero(mask)
     # Look a little beyond the tiles that fired: a mosaic may run past them.
@@ -337,11 +355,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     ax0, ay0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
     ax1, ay1 = min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad)
     area = rgb[ay0:ay1, ax0:ax1]
-    hints: list[float] = []
-    for y0, y1, x0, x1 in list(tiles)[:3]:
-        own = estimate_box_grid(rgb[y0:y1, x0:x1])
-        if own.found:
-            hints.append(own.block_size)
+    hints = [g.block_size for g in tile_grids]
     if grid.found:
         hints.append(grid.block_size)
     unique: list[float] = []
@@ -354,14 +368,16 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
             clash = [i for i, (b2, g2) in enumerate(found) if _box_overlap(box, b2) > 0.3]
             if all(g.confidence > found[i][1].confidence for i in clash):
                 found = [f for i, f in enumerate(found) if i not in clash] + [(box, g)]
-    found = sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))[:MAX_REGIONS]
+    found = sorted(found, key=lambda f: -_area(f[0]))[:MAX_REGIONS]
     regions = []
     for (x0, y0, x1, y1), g in found:
         g = type(g)(g.block_size, g.block_xy, ((g.phase_xy[0] + ax0) % g.block_xy[0],
                                                (g.phase_xy[1] + ay0) % g.block_xy[1]), g.confidence)
         regions.append(_region((x0 + ax0, y0 + ay0, x1 + ax0, y1 + ay0), g))
     if not regions:
-        regions = [_region((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), grid)]
+        fired_box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        flat = flat_mosaic_box(rgb, fired_box, [estimate_box_grid(rgb, fired_box), *tile_grids])
+        regions = [_region(*flat) if flat is not None else _region(fired_box, grid)]
     return regions
 
 

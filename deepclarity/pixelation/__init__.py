@@ -8,7 +8,8 @@
 * :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`),
   and rebuilding given boxes on their own grids (:func:`restore_regions`);
 * :mod:`.boxes` — boxes of pixelation found from local block-grid evidence, robust to JPEG
-  (:func:`find_pixelated_boxes`), and the grid inside one box (:func:`estimate_box_grid`).
+  (:func:`find_pixelated_boxes`), the grid inside one box (:func:`estimate_box_grid`), and a
+  resized mosaic inside a loose box by its flat cells (:func:`flat_mosaic_box`).
 
 Each builds on the one before (``grid`` <- ``recover`` <- ``regions``); the public names of all
 three are importable from here.
@@ -17,9 +18,9 @@ three are importable from here.
 from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
 from .recover import block_edges, expand_lowres, grid_axes, grid_edges, lowres_shape, recover_lowres, refine_grid
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
-from .boxes import estimate_box_grid, find_pixelated_boxes, grid_evidence
+from .boxes import estimate_box_grid, find_pixelated_boxes, flat_mosaic_box, grid_evidence
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region",
-           "estimate_box_grid", "find_pixelated_boxes", "grid_evidence", "COARSE_BLOCK", "RegionRestore",
+           "estimate_box_grid", "find_pixelated_boxes", "flat_mosaic_box", "grid_evidence", "COARSE_BLOCK", "RegionRestore",
            "restore_regions"]

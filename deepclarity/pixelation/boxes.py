@@ -21,7 +21,8 @@ import numpy as np
 
 from .grid import MAX_BLOCK, GridEstimate, _comb_correlations, _gray
 
-__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_box", "cell_flatness", "trim_box"]
+__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_box", "cell_flatness", "trim_box",
+           "flat_mosaic_box"]
 
 #: A step at least this large (8-bit levels) can be a block boundary.
 MIN_STEP = 6.0
@@ -328,3 +329,29 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
             continue  # a few cells, or mostly busy ones: texture or JPEG blocking, not a mosaic
         found.append((box, grid))
     return found
+
+
+def flat_mosaic_box(img: np.ndarray, box: tuple[int, int, int, int], grids, *,
+                    min_confidence: float = 0.5) -> tuple[tuple[int, int, int, int], GridEstimate] | None:
+    """The mosaic inside a loose ``box`` (e.g. the tiles the detector fired on) by its flat cells,
+    for when :func:`find_pixelated_boxes` finds none: a mosaic resized after censoring has ramps,
+    not steps, at its block edges, so the block-evidence map misses it, but its cells' interiors
+    stay flat. For each candidate of ``grids`` (:class:`GridEstimate` in image coordinates, e.g.
+    measured over the whole box or over one tile; those not found are skipped), ``box`` is
+    snapped to the grid and trimmed to its flat cells (:func:`trim_box`), and the grid measured
+    again inside the trimmed box alone; the first that holds a grid of at least
+    ``min_confidence`` and at least :data:`MIN_CELLS` cells, :data:`MIN_FLAT_SHARE` of them flat,
+    is returned as ``(box, grid)``; else ``None``."""
+    arr = np.asarray(img)
+    h, w = arr.shape[:2]
+    for grid in grids:
+        if grid is None or not grid.found:
+            continue
+        trimmed = trim_box(arr, snap_box(box, grid, h, w), grid)
+        own = estimate_box_grid(arr, trimmed, min_confidence=min_confidence)
+        if not own.found or abs(own.block_size - grid.block_size) > 0.1 * grid.block_size:
+            continue
+        flat = cell_flatness(arr, trimmed, own)
+        if flat.size >= MIN_CELLS and flat.mean() >= MIN_FLAT_SHARE:
+            return trimmed, own
+    return None

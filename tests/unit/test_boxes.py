@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from skimage import data as skdata
 
 import deepclarity.detect as detect_mod
-from deepclarity.degrade import CensorBox, censor, censor_regions, jpeg, mosaic, pixelate
+from deepclarity.degrade import CensorBox, censor, censor_regions, jpeg, mosaic, pixelate, resize
 from deepclarity.detect import CROP_SIZE, Detection, Detector, Region, pad_small
 from deepclarity.eval import censor as ec
 from deepclarity.eval import detect as ed
-from deepclarity.pixelation import estimate_box_grid, find_pixelated_boxes
+from deepclarity.pixelation import GridEstimate, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box
 
 
 def _text_image(h: int = 120, w: int = 420, seed: int = 0) -> np.ndarray:
@@ -170,6 +171,36 @@ def test_censor_box_found_where_the_tiles_fired(monkeypatch, stub_detector):
                                                         512, 512))
     assert ec.box_iou([{"x": 180, "y": 150, "w": 150, "h": 110}], [best.to_record()], 512, 512) >= 0.5
     assert best.block_size == pytest.approx(12, rel=0.1)
+
+
+def test_resized_mosaic_over_most_tiles_is_a_box_not_the_whole_image(monkeypatch, stub_detector):
+    # A small photo whose every tile fired, with a mosaic JPEG'd then resized: block edges are
+    # ramps, so the image-wide grid is weak; the mosaic's flat cells still give its box.
+    photo = cv2.resize(np.ascontiguousarray(skdata.coffee()), (360, 300), interpolation=cv2.INTER_AREA)
+    out, _ = censor_regions(photo, [(120, 90, 300, 230)], 16, phases=[(3, 5)], mode="average")
+    out = resize(jpeg(out, 85), 0.7, "area")
+    h, w = out.shape[:2]
+    truth = [{"x": 120 * 0.7, "y": 90 * 0.7, "w": 180 * 0.7, "h": 140 * 0.7}]
+    _fake_probs(monkeypatch, lambda c: 0.99)
+    det = stub_detector.detect(out)
+    assert det.pixelated and len(det.regions) == 1
+    r = det.regions[0]
+    assert r.w * r.h <= 0.6 * h * w
+    assert ec.box_iou(truth, [r.to_record()], h, w) >= 0.65
+    assert r.block_size == pytest.approx(16 * 0.7, rel=0.1)
+
+
+def test_flat_mosaic_box_needs_flat_cells():
+    # Texture on a grid-like lattice is no mosaic: no box however the grid is given.
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    grid = GridEstimate(10.0, (10.0, 10.0), (0.0, 0.0), 0.9)
+    assert flat_mosaic_box(noise, (0, 0, 200, 200), [grid]) is None
+    # ... while a plain mosaic of the same size is found, trimmed to its cells.
+    img = noise.copy()
+    img[40:160, 50:170] = mosaic(noise, (50, 40, 170, 160), 10)[40:160, 50:170]
+    box, own = flat_mosaic_box(img, (0, 0, 200, 200), [grid])
+    assert box == (50, 40, 170, 160) and own.block_size == pytest.approx(10, abs=0.1)
 
 
 def _has_blocks(crop: np.ndarray) -> bool:
