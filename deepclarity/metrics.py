@@ -50,12 +50,19 @@ def _pair_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> tuple[np.ndar
     return a, b
 
 
-def psnr_y(img: np.ndarray, ref: np.ndarray, crop_border: int = 0) -> float:
-    """PSNR (dB) between two ``uint8`` RGB images on Y, ``crop_border`` px shaved per side.
+def psnr_y(img: np.ndarray, ref: np.ndarray, crop_border: int = 0, mask: np.ndarray | None = None) -> float:
+    """PSNR (dB) between two ``uint8`` RGB images on Y, ``crop_border`` px shaved per side, or
+    over the pixels where ``mask`` (``HxW`` bool, no shaving) is true, e.g. inside censor boxes.
 
-    Returns ``inf`` for identical images.
+    Returns ``inf`` for images identical there, ``nan`` for an empty ``mask``.
     """
-    a, b = _pair_y(img, ref, crop_border)
+    if mask is not None:
+        if not mask.any():
+            return float("nan")
+        a, b = _pair_y(img, ref, 0)
+        a, b = a[mask], b[mask]
+    else:
+        a, b = _pair_y(img, ref, crop_border)
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 

@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 
 from ..degrade import RESIZE_METHODS
-from ..metrics import rgb_to_y
+from ..metrics import psnr_y
 from .censor import boxes_mask
 from .detect import SCREENS_SET, Photo, build_variant, load_photo, slice_rng
 
-__all__ = ["CENSOR_RESTORE_SLICES", "SEED", "reference", "psnr_y_inside", "evaluate_censor_restore",
+__all__ = ["CENSOR_RESTORE_SLICES", "SEED", "reference", "evaluate_censor_restore",
            "format_censor_restore_table"]
 
 #: The detection benchmark's censor slices that restoration is scored on.
@@ -43,15 +43,6 @@ def reference(clean: np.ndarray, censored: np.ndarray, recipe: dict) -> np.ndarr
     if clean.shape[:2] == (h, w):
         return clean
     return cv2.resize(clean, (w, h), interpolation=RESIZE_METHODS[recipe["interpolation"]])
-
-
-def psnr_y_inside(img: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR-Y (dB) of ``img`` against ``ref`` (``uint8`` RGB) over the pixels where ``mask`` is
-    true; ``inf`` when they agree there, ``nan`` for an empty mask."""
-    if not mask.any():
-        return float("nan")
-    mse = float(np.mean((rgb_to_y(img)[mask] - rgb_to_y(ref)[mask]) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
 def _changed_outside(out: np.ndarray, inp: np.ndarray, mask: np.ndarray) -> float:
@@ -83,11 +74,11 @@ def evaluate_censor_restore(photos: list[Photo], restorers: dict, seed: int = SE
         record = {"set": photo.set, "file": photo.path.name, "slice": slice_name,
                   "format": "png" if v.recipe.get("format", "jpeg") == "png" else "jpeg",
                   "resized": "scale" in v.recipe, "block": v.block_size, "mode": v.recipe.get("mode"),
-                  "input": {"psnr_in": psnr_y_inside(bad, ref, mask), "changed_out": 0.0}}
+                  "input": {"psnr_in": psnr_y(bad, ref, mask=mask), "changed_out": 0.0}}
         for name, restorer in restorers.items():
             res = restorer.restore(bad)
             out = to_uint8(res.image.pixels)
-            record[name] = {"psnr_in": psnr_y_inside(out, ref, mask), "changed_out": _changed_outside(out, bad, mask)}
+            record[name] = {"psnr_in": psnr_y(out, ref, mask=mask), "changed_out": _changed_outside(out, bad, mask)}
             record[f"action:{name}"] = str(res.action)
             record[f"boxes:{name}"] = [b.status for b in res.boxes]
         rows.append(record)

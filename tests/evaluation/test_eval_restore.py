@@ -96,7 +96,8 @@ def test_select_restore_variant_without_validation_photos_says_so(tmp_path):
 
 def test_censor_reference_and_masked_psnr():
     from deepclarity.degrade import resize
-    from deepclarity.eval.censor_restore import psnr_y_inside, reference
+    from deepclarity.eval.censor_restore import reference
+    from deepclarity.metrics import psnr_y
 
     img = np.ascontiguousarray(skdata.astronaut()[:120, :160])
     assert reference(img, img, {}) is img
@@ -106,10 +107,10 @@ def test_censor_reference_and_masked_psnr():
     other[:20, :20] = 0
     mask = np.zeros(img.shape[:2], bool)
     mask[60:, 60:] = True
-    assert psnr_y_inside(other, img, mask) == float("inf")  # the change is outside the mask
+    assert psnr_y(other, img, mask=mask) == float("inf")  # the change is outside the mask
     mask[:10, :10] = True
-    assert np.isfinite(psnr_y_inside(other, img, mask))
-    assert np.isnan(psnr_y_inside(other, img, np.zeros_like(mask)))
+    assert np.isfinite(psnr_y(other, img, mask=mask))
+    assert np.isnan(psnr_y(other, img, mask=np.zeros_like(mask)))
 
 
 @pytest.mark.slow
