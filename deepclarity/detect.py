@@ -328,11 +328,11 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     grid, else the grid measured over the whole image alone
     (:func:`~deepclarity.pixelation.estimate_box_grid`, which also works on images a few blocks
     across); when that grid is weak (:data:`WEAK_FULL_GRID`) and flat cells of a grid fill only
-    part of the image (:data:`PARTIAL_SHARE`), that part instead. Otherwise the boxes of :func:`~deepclarity.pixelation.find_pixelated_boxes` near
-    the tiles that fired, each with its own grid, at most :data:`MAX_REGIONS`; when none is
-    found, the flat-celled mosaic inside the bounding box of the tiles that fired
-    (:func:`~deepclarity.pixelation.flat_mosaic_box`: resized mosaics), else that bounding box
-    itself with the image-wide grid. Boxes are looked
+    part of the image (:data:`PARTIAL_SHARE`), that part instead. Otherwise the boxes of
+    :func:`~deepclarity.pixelation.find_pixelated_boxes` near the tiles that fired, each with
+    its own grid, at most :data:`MAX_REGIONS`; when none is found, the flat-celled mosaic inside
+    the bounding box of the tiles that fired (:func:`~deepclarity.pixelation.flat_mosaic_box`:
+    resized mosaics), else that bounding box itself with the image-wide grid. Boxes are looked
     for at the block sizes measured inside the (up to three most confident) ``tiles`` that
     fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
     more confident grid stays.
@@ -340,12 +340,15 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     from .pixelation import estimate_box_grid, find_pixelated_boxes, flat_mosaic_box
 
     h, w = rgb.shape[:2]
-    tile_grids = [g for y0, y1, x0, x1 in list(tiles)[:3] if (g := estimate_box_grid(rgb, (x0, y0, x1, y1))).found]
+
+    def tile_grids() -> list:  # the grids inside the (up to three) most confident tiles
+        return [g for y0, y1, x0, x1 in list(tiles)[:3] if (g := estimate_box_grid(rgb, (x0, y0, x1, y1))).found]
+
     if full or not mask.any():
         own = grid if grid.found else estimate_box_grid(rgb)
         if full and own.confidence < WEAK_FULL_GRID:
             # A small image whose tiles nearly all fired may hold a resized mosaic over part of it.
-            part = flat_mosaic_box(rgb, (0, 0, w, h), [own, *tile_grids])
+            part = flat_mosaic_box(rgb, (0, 0, w, h), [own, *tile_grids()])
             if part is not None and _area(part[0]) <= PARTIAL_SHARE * h * w:
                 return [_region(*part)]
         return [_region((0, 0, w, h), own)]
@@ -355,7 +358,8 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     ax0, ay0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
     ax1, ay1 = min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad)
     area = rgb[ay0:ay1, ax0:ax1]
-    hints = [g.block_size for g in tile_grids]
+    in_tiles = tile_grids()
+    hints = [g.block_size for g in in_tiles]
     if grid.found:
         hints.append(grid.block_size)
     unique: list[float] = []
@@ -376,7 +380,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
         regions.append(_region((x0 + ax0, y0 + ay0, x1 + ax0, y1 + ay0), g))
     if not regions:
         fired_box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        flat = flat_mosaic_box(rgb, fired_box, [estimate_box_grid(rgb, fired_box), *tile_grids])
+        flat = flat_mosaic_box(rgb, fired_box, [estimate_box_grid(rgb, fired_box), *in_tiles])
         regions = [_region(*flat) if flat is not None else _region(fired_box, grid)]
     return regions
 

@@ -94,8 +94,9 @@ def grid_evidence(img: np.ndarray, block: float) -> np.ndarray:
 
 def _step_profile(gray: np.ndarray, axis: int) -> np.ndarray:
     """Count of steps at each position along ``axis`` (1 = over x): a neighbour difference of at
-    least :data:`MIN_STEP` and :data:`STEP_SHARE` of the strong steps' 90th percentile that is the largest within two pixels either side (so the ripples
-    JPEG leaves beside a step do not count). Entry ``x`` is the step between ``x`` and ``x + 1``."""
+    least :data:`MIN_STEP` and :data:`STEP_SHARE` of the strong steps' 90th percentile that is
+    the largest within two pixels either side (so the ripples JPEG leaves beside a step do not
+    count). Entry ``x`` is the step between ``x`` and ``x + 1``."""
     g = gray.astype(np.float32)
     d = np.abs(np.diff(g, axis=axis))
     if d.size == 0:
@@ -140,8 +141,8 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     same for nearest-sample and block-average blocks). Blocks being square, one period is fitted
     to both axes: every candidate from 2 px to a third of the longer side is scored by the comb
     correlation (:func:`~.grid._comb_correlations`, best phase per axis) of each axis, weighted
-    by its number of steps (and, under six blocks long, by its share of six blocks), so a strip one block high (a censored line of text) is measured
-    along its length and only phased across it. A whole number of pixels within 12% that fits
+    by its number of steps (and, under six blocks long, by its share of six blocks), so a strip
+    one block high (a censored line of text) is measured along its length and only phased across it. A whole number of pixels within 12% that fits
     about as well (97% of the score) is preferred. Phases are in image coordinates (the first
     boundary at or after 0). ``block_size`` is ``None`` when that score is under
     ``min_confidence`` or fewer than three grid lines carry steps (a lone UI border is no grid).
