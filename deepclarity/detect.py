@@ -316,7 +316,7 @@ def _box_overlap(a: tuple, b: tuple) -> float:
     ih = min(a[3], b[3]) - max(a[1], b[1])
     if iw <= 0 or ih <= 0:
         return 0.0
-    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    small = min(_area(a), _area(b))
     return iw * ih / max(small, 1)
 
 

@@ -142,7 +142,8 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     to both axes: every candidate from 2 px to a third of the longer side is scored by the comb
     correlation (:func:`~.grid._comb_correlations`, best phase per axis) of each axis, weighted
     by its number of steps (and, under six blocks long, by its share of six blocks), so a strip
-    one block high (a censored line of text) is measured along its length and only phased across it. A whole number of pixels within 12% that fits
+    one block high (a censored line of text) is measured along its length and only phased
+    across it. A whole number of pixels within 12% that fits
     about as well (97% of the score) is preferred. Phases are in image coordinates (the first
     boundary at or after 0). ``block_size`` is ``None`` when that score is under
     ``min_confidence`` or fewer than three grid lines carry steps (a lone UI border is no grid).
@@ -287,6 +288,13 @@ def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate
     return int(cols[c0]), int(rows[r0]), int(cols[c1]), int(rows[r1])
 
 
+def _holds_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> bool:
+    """Whether ``box`` holds at least :data:`MIN_CELLS` cells of ``grid``, at least
+    :data:`MIN_FLAT_SHARE` of them flat (:func:`cell_flatness`), as a mosaic does."""
+    flat = cell_flatness(img, box, grid)
+    return flat.size >= MIN_CELLS and flat.mean() >= MIN_FLAT_SHARE
+
+
 def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | None = None,
                          min_blocks: float = 2.0, min_confidence: float = 0.5,
                          max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
@@ -325,8 +333,7 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
         if not grid.found:
             continue
         box = trim_box(arr, snap_box(box, grid, h, w), grid)
-        flat = cell_flatness(arr, box, grid)
-        if flat.size < MIN_CELLS or flat.mean() < MIN_FLAT_SHARE:
+        if not _holds_mosaic(arr, box, grid):
             continue  # a few cells, or mostly busy ones: texture or JPEG blocking, not a mosaic
         found.append((box, grid))
     return found
@@ -352,7 +359,6 @@ def flat_mosaic_box(img: np.ndarray, box: tuple[int, int, int, int], grids, *,
         own = estimate_box_grid(arr, trimmed, min_confidence=min_confidence)
         if not own.found or abs(own.block_size - grid.block_size) > 0.1 * grid.block_size:
             continue
-        flat = cell_flatness(arr, trimmed, own)
-        if flat.size >= MIN_CELLS and flat.mean() >= MIN_FLAT_SHARE:
+        if _holds_mosaic(arr, trimmed, own):
             return trimmed, own
     return None
