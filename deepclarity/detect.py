@@ -320,6 +320,16 @@ def _box_overlap(a: tuple, b: tuple) -> float:
     return iw * ih / max(small, 1)
 
 
+def _explains_image(rgb: np.ndarray, grid) -> bool:
+    """Whether ``grid`` (snapped to the image) explains all of ``rgb`` (``uint8``): its block image
+    fits within :data:`~deepclarity.pixelation.MIN_GRID_FIT_DB`, the bar ``restore`` uses to act on
+    the whole image."""
+    from .pixelation import MIN_GRID_FIT_DB, grid_fit, recover_lowres, refine_grid
+
+    snapped = refine_grid(rgb, grid)
+    return snapped.found and grid_fit(rgb, recover_lowres(rgb, snapped, refine=False), snapped) >= MIN_GRID_FIT_DB
+
+
 def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False, tiles=()) -> list[Region]:
     """The pixelated boxes of an image the detector called pixelated (see :class:`Detection`).
 
@@ -328,7 +338,9 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     grid, else the grid measured over the whole image alone
     (:func:`~deepclarity.pixelation.estimate_box_grid`, which also works on images a few blocks
     across); when that grid is weak (:data:`WEAK_FULL_GRID`) and flat cells of a grid fill only
-    part of the image (:data:`PARTIAL_SHARE`), that part instead. Otherwise the boxes of
+    part of the image (:data:`PARTIAL_SHARE`), that part instead. The same one box when fewer
+    tiles fired but the image-wide grid explains the whole image (:func:`_explains_image`: flat
+    sky or fine texture of a pixelated photo need not fire). Otherwise the boxes of
     :func:`~deepclarity.pixelation.find_pixelated_boxes` near the tiles that fired, each with
     its own grid, at most :data:`MAX_REGIONS`; when none is found, the flat-celled mosaic inside
     the bounding box of the tiles that fired (:func:`~deepclarity.pixelation.flat_mosaic_box`:
@@ -352,6 +364,9 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
             if part is not None and _area(part[0]) <= PARTIAL_SHARE * h * w:
                 return [_region(*part)]
         return [_region((0, 0, w, h), own)]
+    if grid.found and _explains_image(rgb, grid):
+        # Fully pixelated, though flat or fine parts did not fire: one box, as restore sees it.
+        return [_region((0, 0, w, h), grid)]
     ys, xs = np.nonzero(mask)
     # Look a little beyond the tiles that fired: a mosaic may run past them.
     pad = CROP_SIZE // 2

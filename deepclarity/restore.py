@@ -30,9 +30,8 @@ from .enhance import (DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, Upscale
                       sharpen, to_gray3)
 from .errors import DeepClarityError, ImageError
 from .io import LoadedImage, read_image, to_uint8
-from .metrics import psnr_y
-from .pixelation import (GridEstimate, RegionRestore, estimate_grid, expand_lowres, find_mosaic_region, grid_axes,
-                         grid_edges, recover_lowres, refine_grid, restore_regions)
+from .pixelation import (MIN_GRID_FIT_DB, GridEstimate, RegionRestore, estimate_grid, find_mosaic_region, grid_axes,
+                         grid_edges, grid_fit, recover_lowres, refine_grid, restore_regions)
 from .pixelation.regions import MAX_MOSAIC_COVER
 
 __all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "MIN_BOX_GRID_CONFIDENCE", "WHEN_CLEAN", "Action", "Box", "Restored",
@@ -44,13 +43,6 @@ __all__ = ["ANTIALIAS_SIGMA", "MIN_GRID_FIT_DB", "MIN_BOX_GRID_CONFIDENCE", "WHE
 #: x2-x4: +1.5 to +2.4 dB over no blur with sigma 0.5 (0.8 and 1.1 are worse). Not applied for the
 #: restoration variants (``<model>-pixel``), which were trained on point-sampled images.
 ANTIALIAS_SIGMA = 0.5
-
-#: Full-image restoration only when the block image of the recovered grid matches the image to
-#: within this PSNR-Y (dB); below it the grid does not explain the image (a wrong grid, or a
-#: mosaic over part of it that was not found) and the image is kept ("no-grid"), never made worse.
-#: Exact pixelation fits exactly, pixelation then JPEG q75 well above this, the whole-image grid of
-#: a mosaic over a quarter of the image well below (tests/unit/test_restore.py checks both sides).
-MIN_GRID_FIT_DB = 30.0
 
 #: A detected box is rebuilt (or called too coarse) only when its own grid was measured at least
 #: this confidently (:func:`~deepclarity.pixelation.estimate_box_grid`'s default bar).
@@ -360,7 +352,7 @@ class Restorer:
         if grid.found:
             grid = refine_grid(loaded.pixels, grid)
             low = recover_lowres(loaded.pixels, grid, refine=False)
-        if not grid.found or self._grid_fit(rgb8, to_uint8(low), grid) < MIN_GRID_FIT_DB:
+        if not grid.found or grid_fit(rgb8, to_uint8(low), grid) < MIN_GRID_FIT_DB:
             return self._restore_boxes(loaded, rgb8, detection, threshold, out_h, out_w, t0, pixelated, amount)
         rows, cols = sample_positions(h, w, grid, point_sampled=True)
         up = self._superresolve(low, rows, cols, out_h, out_w, h, w)
@@ -402,12 +394,6 @@ class Restorer:
         return self._done(self._finish(loaded, resize_to(pixels, out_h, out_w), out_h, out_w),
                           Action.RESTORED_REGION, located, t0, pixelated, block=done[0].block_size, region=region,
                           output_region=output_region, amount=amount, boxes=report)
-
-    @staticmethod
-    def _grid_fit(rgb8: np.ndarray, low8: np.ndarray, grid: GridEstimate) -> float:
-        """PSNR-Y (dB) of the image against the block image of ``low8``, its grid recovered with
-        ``grid`` (8-bit): how well ``grid`` explains the image (see :data:`MIN_GRID_FIT_DB`)."""
-        return psnr_y(expand_lowres(low8, *rgb8.shape[:2], grid), rgb8)
 
     @staticmethod
     def _finish(loaded: LoadedImage, pixels: np.ndarray, out_h: int, out_w: int) -> LoadedImage:

@@ -317,7 +317,8 @@ def summarise(records: list[dict], tolerance: float = BLOCK_TOLERANCE) -> dict:
     """Per-slice and overall metrics of one method's per-image ``records`` (keys ``slice``,
     ``label``, ``predicted``, ``block_size_true``, ``block_size``).
 
-    ``overall`` and the block-size summaries are over the photo slices (the original benchmark);
+    ``overall`` and the block-size summaries are over the photo slices (the original benchmark),
+    whose fully pixelated slices also get ``iou`` (their boxes against the whole image);
     records of other suites add ``censor_slices`` (per slice: the binary metrics, ``block`` on
     the censored images against ``region_block_size``, and ``iou``: mean box IoU and the shares
     with IoU >= 0.5 and >= 0.7 (the target's bar), ``None`` where no record has an IoU) and ``censor_overall``.
@@ -332,6 +333,7 @@ def summarise(records: list[dict], tolerance: float = BLOCK_TOLERANCE) -> dict:
         m = binary_metrics([r["label"] for r in rows], [r["predicted"] for r in rows])
         m["block"] = (block_metrics([r["block_size_true"] for r in rows], [r["block_size"] for r in rows],
                                     tolerance) if spec.block_metric else None)
+        m["iou"] = _iou_summary([r["iou"] for r in rows if r.get("iou") is not None])
         slices[spec.name] = m
     overall = binary_metrics([r["label"] for r in records], [r["predicted"] for r in records])
     full = [r for r in records if _SLICE_BY_NAME[r["slice"]].block_metric]
@@ -346,6 +348,15 @@ def summarise(records: list[dict], tolerance: float = BLOCK_TOLERANCE) -> dict:
     } | (_censor_summary(other, tolerance) if other else {})
 
 
+def _iou_summary(ious: list[float]) -> dict | None:
+    """Mean box IoU and the shares at >= 0.5 and >= 0.7 (the targets' bar); ``None`` without any."""
+    if not ious:
+        return None
+    a = np.asarray(ious, dtype=np.float64)
+    return {"mean": float(a.mean()), "share_over_0.5": float((a >= 0.5).mean()),
+            "share_over_0.7": float((a >= 0.7).mean()), "images": int(a.size)}
+
+
 def _censor_summary(records: list[dict], tolerance: float) -> dict:
     slices = {}
     for spec in CENSOR_SLICES:
@@ -357,10 +368,7 @@ def _censor_summary(records: list[dict], tolerance: float) -> dict:
         if spec.region:
             m["block"] = block_metrics([r["block_size_true"] for r in rows],
                                        [r.get("region_block_size") for r in rows], tolerance)
-            ious = [r["iou"] for r in rows if r.get("iou") is not None]
-            if ious:
-                m["iou"] = {"mean": float(np.mean(ious)), "share_over_0.5": float(np.mean(np.array(ious) >= 0.5)),
-                            "share_over_0.7": float(np.mean(np.array(ious) >= 0.7)), "images": len(ious)}
+            m["iou"] = _iou_summary([r["iou"] for r in rows if r.get("iou") is not None])
         slices[spec.name] = m
     return {"censor_slices": slices,
             "censor_overall": binary_metrics([r["label"] for r in records], [r["predicted"] for r in records])}
@@ -466,6 +474,16 @@ def _region_fields(det, v: Variant) -> dict:
             "iou": round(box_iou(truth, regions, h, w), 4) if truth and hasattr(det, "regions") else None}
 
 
+def _whole_image_iou(det, v: Variant) -> float:
+    """Box IoU of a fully pixelated image's predicted boxes against the whole image (0 when it was
+    not called pixelated): 1.0 is the one box over the image that full-image pixelation should get."""
+    from .censor import box_iou
+
+    h, w = v.image.shape[:2]
+    regions = [r.to_record() for r in det.regions] if det.pixelated else []
+    return round(box_iou([{"x": 0, "y": 0, "w": w, "h": h}], regions, h, w), 4)
+
+
 def run_method(detector, photos: list[Photo], seed: int, desc: str,
                slices: tuple[SliceSpec, ...] = SLICES) -> tuple[list[dict], float]:
     """Detect on every slice (of ``slices``: photo slices on benchmark photos, screenshot ones on
@@ -486,7 +504,8 @@ def run_method(detector, photos: list[Photo], seed: int, desc: str,
                 t0 = time.perf_counter()
                 det = detector.detect(v.image)
                 seconds += time.perf_counter() - t0
-                extra = _region_fields(det, v) if spec.suite != "photos" else {}
+                extra = (_region_fields(det, v) if spec.suite != "photos"
+                         else {"iou": _whole_image_iou(det, v)} if spec.block_metric else {})
                 records.append({
                     "set": photo.set, "file": photo.path.name, "slice": spec.name, "label": v.label,
                     "size": [int(v.image.shape[1]), int(v.image.shape[0])],

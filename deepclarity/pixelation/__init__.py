@@ -4,7 +4,7 @@
   boundary profiles and comb correlation);
 * :mod:`.recover` — exact cell edges (:func:`block_edges`, :func:`grid_edges`,
   :func:`refine_grid`) and the low-resolution image read back from them (:func:`recover_lowres`,
-  :func:`expand_lowres`);
+  :func:`expand_lowres`) and how well a grid explains a whole image (:func:`grid_fit`);
 * :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`),
   and rebuilding given boxes on their own grids (:func:`restore_regions`);
 * :mod:`.boxes` — boxes of pixelation found from local block-grid evidence, robust to JPEG
@@ -16,11 +16,13 @@ three are importable from here.
 """
 
 from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
-from .recover import block_edges, expand_lowres, grid_axes, grid_edges, lowres_shape, recover_lowres, refine_grid
+from .recover import (MIN_GRID_FIT_DB, block_edges, expand_lowres, grid_axes, grid_edges, grid_fit, lowres_shape,
+                      recover_lowres, refine_grid)
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
 from .boxes import estimate_box_grid, find_pixelated_boxes, flat_mosaic_box, grid_evidence
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
-           "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres", "find_mosaic_region",
+           "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "lowres_shape", "refine_grid", "recover_lowres",
+           "find_mosaic_region",
            "estimate_box_grid", "find_pixelated_boxes", "flat_mosaic_box", "grid_evidence", "COARSE_BLOCK",
            "RegionRestore", "restore_regions"]

@@ -17,7 +17,7 @@ from ..errors import ImageError
 from .grid import GridEstimate, _gray, boundary_profile
 
 __all__ = ["block_edges", "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres",
-           "expand_lowres"]
+           "expand_lowres", "grid_fit", "MIN_GRID_FIT_DB"]
 
 _EPS = 1e-7
 #: Share of a cell's size ignored on each side when averaging its interior (JPEG ringing, blur).
@@ -25,6 +25,11 @@ INTERIOR_MARGIN = 0.15
 RECOVER_METHODS = ("median", "mean", "center", "trimmed")
 #: Share of a cell's interior values dropped at each end by the ``"trimmed"`` mean.
 TRIM_SHARE = 0.2
+#: A grid explains a whole image when the block image it holds matches the image to within this
+#: PSNR-Y (dB, :func:`grid_fit`): exact pixelation fits exactly, pixelation then JPEG q75 well above
+#: this, the whole-image grid of a mosaic over part of an image well below. ``restore`` acts on the
+#: whole image only above it, and ``detect`` then answers one box over the whole image.
+MIN_GRID_FIT_DB = 30.0
 
 
 def _round_half_down(values: np.ndarray) -> np.ndarray:
@@ -284,3 +289,12 @@ def expand_lowres(low: np.ndarray, height: int, width: int, grid: GridEstimate) 
     rows = np.searchsorted(ys, np.arange(height), side="right") - 1
     cols = np.searchsorted(xs, np.arange(width), side="right") - 1
     return low[rows[:, None], cols[None, :]]
+
+
+def grid_fit(img: np.ndarray, low: np.ndarray, grid: GridEstimate) -> float:
+    """PSNR-Y (dB) of ``img`` (``HxWx3`` ``uint8``) against the block image of ``low`` (its
+    :func:`recover_lowres` on ``grid``, ``uint8``): how well ``grid`` explains the whole image
+    (see :data:`MIN_GRID_FIT_DB`)."""
+    from ..metrics import psnr_y
+
+    return psnr_y(expand_lowres(low, *img.shape[:2], grid), img)

@@ -293,3 +293,29 @@ def test_censor_summary_counts_box_iou_at_both_bars():
     assert m["iou"]["share_over_0.5"] == 0.75 and m["iou"]["share_over_0.7"] == 0.5
     row = [line for line in censor_table(summarise(records)).splitlines() if line.startswith("| photo censor")][0]
     assert row.endswith("| 75.0% | 50.0% |")
+
+
+def test_photo_table_counts_one_box_over_fully_pixelated_images():
+    from types import SimpleNamespace
+
+    from deepclarity.detect import Region
+    from deepclarity.eval.detect import Variant, _whole_image_iou, summarise
+    from deepclarity.eval.detect_report import method_table
+
+    v = Variant(np.zeros((100, 200, 3), np.uint8), 1, 4.0, {})
+    whole = SimpleNamespace(pixelated=True, regions=[Region(0, 0, 200, 100, 4.0, (0.0, 0.0), 0.9)])
+    half = SimpleNamespace(pixelated=True, regions=[Region(0, 0, 100, 100, 4.0, (0.0, 0.0), 0.9)])
+    missed = SimpleNamespace(pixelated=False, regions=[Region(0, 0, 200, 100, 4.0, (0.0, 0.0), 0.9)])
+    assert [_whole_image_iou(d, v) for d in (whole, half, missed)] == [1.0, 0.5, 0.0]
+
+    def rec(iou, slice_name="pixelated 2-3"):
+        return {"slice": slice_name, "label": 1, "predicted": int(iou > 0), "block_size_true": 4.0,
+                "block_size": 4.0, "iou": iou}
+
+    clean = {"slice": "clean", "label": 0, "predicted": 0, "block_size_true": None, "block_size": None}
+    summary = summarise([rec(1.0), rec(0.9), rec(0.5), rec(0.0), clean])
+    assert summary["slices"]["pixelated 2-3"]["iou"]["share_over_0.7"] == 0.5
+    assert summary["slices"]["clean"]["iou"] is None
+    rows = method_table(summary).splitlines()
+    assert [r for r in rows if r.startswith("| pixelated 2-3")][0].endswith("| 50.0% |")
+    assert [r for r in rows if r.startswith("| clean")][0].endswith("| – |")

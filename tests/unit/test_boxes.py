@@ -154,6 +154,20 @@ def test_full_image_pixelation_is_one_box(monkeypatch, stub_detector):
                                                                          "confidence"}
 
 
+@pytest.mark.parametrize("quality", [None, 85])
+def test_full_image_pixelation_is_one_box_when_few_tiles_fired(monkeypatch, stub_detector, quality):
+    # Flat sky or fine texture of a pixelated photo need not fire: the first 4 of 9 tiles do here.
+    # Its grid explains the whole image, so it is one box, not fragments near the tiles that fired.
+    img = pixelate(np.ascontiguousarray(skdata.astronaut()), 3)
+    img = img if quality is None else jpeg(img, quality)
+    calls = iter(range(10**6))
+    _fake_probs(monkeypatch, lambda c: 0.99 if next(calls) < 4 else 0.05)
+    det = stub_detector.detect(img)
+    assert det.pixelated and float((det.region_map >= 0.5).mean()) < detect_mod.FULL_IMAGE_SHARE
+    assert [(r.x, r.y, r.w, r.h) for r in det.regions] == [(0, 0, 512, 512)]
+    assert det.regions[0].block_size == pytest.approx(3, rel=0.1)
+
+
 def test_clean_verdict_has_no_boxes(monkeypatch, stub_detector):
     _fake_probs(monkeypatch, lambda c: 0.1)
     det = stub_detector.detect(np.ascontiguousarray(skdata.astronaut()[:300, :300]))

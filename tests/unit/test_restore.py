@@ -198,10 +198,10 @@ def test_a_grid_that_does_not_explain_the_image_keeps_it(restorer, photo, monkey
     for img in (pixelate(photo, 3), jpeg(pixelate(photo, 3), 75)):
         g = restore_mod.refine_grid(img, grid_of(img))
         low = restore_mod.recover_lowres(img, g, refine=False)
-        assert restorer._grid_fit(img, low, g) > restore_mod.MIN_GRID_FIT_DB
+        assert restore_mod.grid_fit(img, low, g) > restore_mod.MIN_GRID_FIT_DB
         assert restorer.restore(img, force=True).action == "restored"
     g = restore_mod.refine_grid(censored, grid_of(censored))
-    fit = restorer._grid_fit(censored, restore_mod.recover_lowres(censored, g, refine=False), g)
+    fit = restore_mod.grid_fit(censored, restore_mod.recover_lowres(censored, g, refine=False), g)
     assert fit < restore_mod.MIN_GRID_FIT_DB
 
 
