@@ -127,6 +127,16 @@ def validate(upscaler: Upscaler, pairs: list[Pair]) -> dict:
     return {"val_psnr": float(np.mean(psnrs)), "val_hf_ratio": float(np.mean(ratios))}
 
 
+def validation_subset(paths: list[Path], count: int) -> list[Path]:
+    """``count`` of the validation photos spread evenly over ``paths`` (all of them when 0)."""
+    return paths[:: max(1, len(paths) // count)][:count] if count else paths
+
+
+def bicubic_psnr(pairs: list[Pair]) -> float:
+    """Mean protocol PSNR-Y of bicubic upscaling over ``pairs``: the bar a generator must clear."""
+    return float(np.mean([psnr_y(imresize(p.lr, SCALE), p.hr, SCALE) for p in pairs]))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train_sr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -197,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{name} has no weight file in the registry yet; give --out FILE")
 
     train_paths, val_paths = split_images(args.data, args.subsets)
-    if args.val_images:
-        val_paths = val_paths[:: max(1, len(val_paths) // args.val_images)][: args.val_images]
+    val_paths = validation_subset(val_paths, args.val_images)
     if args.limit_images:
         train_paths, val_paths = train_paths[: args.limit_images], val_paths[: max(1, args.limit_images // 4)]
     if not val_paths:
@@ -207,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if not pairs:
         raise SystemExit(f"no training photo is at least {args.patch * SCALE} px a side")
     val_pairs = validation_pairs(load_images(val_paths, "validation"), args.val_crop, args.degradation)
-    bicubic_psnr = float(np.mean([psnr_y(imresize(p.lr, SCALE), p.hr, SCALE) for p in val_pairs]))
-    print(f"{len(pairs)} training photos; validation: {len(val_pairs)} crops, bicubic {bicubic_psnr:.3f} dB",
+    bicubic = bicubic_psnr(val_pairs)
+    print(f"{len(pairs)} training photos; validation: {len(val_pairs)} crops, bicubic {bicubic:.3f} dB",
           file=sys.stderr)
 
     model = create_model(args.model, pretrained=False).to(device).train()
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                     + ("MATLAB bicubic /4" if args.degradation == "bicubic" else "one pixel per 4x4 block"),
             "validation": f"{len(val_pairs)} other photos from train/, centre crops <= {args.val_crop} px, "
                           "PSNR-Y 4 px shaved",
-            "hardware": hardware, "train_seconds": round(run.seconds), "val_psnr_bicubic": bicubic_psnr,
+            "hardware": hardware, "train_seconds": round(run.seconds), "val_psnr_bicubic": bicubic,
         }
 
     def checkpoint() -> dict:
