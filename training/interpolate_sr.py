@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gan", type=Path, required=True, help="the GAN fine-tuned weights (alpha 1)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--min-gain", type=float, default=1.35, help="validation PSNR-Y over bicubic to keep (dB)")
-    parser.add_argument("--alphas", type=float, nargs="+", default=[round(0.1 * i, 1) for i in range(11)])
+    parser.add_argument("--alphas", type=float, nargs="+", default=[round(0.05 * i, 2) for i in range(21)])
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--subsets", nargs="+", default=DEFAULT_SUBSETS, help="folders of <data>/train (as train_sr)")
     parser.add_argument("--val-images", type=int, default=30)

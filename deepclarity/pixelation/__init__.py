@@ -23,6 +23,5 @@ from .boxes import estimate_box_grid, find_pixelated_boxes, flat_mosaic_box, gri
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "lowres_shape", "refine_grid", "recover_lowres",
-           "find_mosaic_region",
-           "estimate_box_grid", "find_pixelated_boxes", "flat_mosaic_box", "grid_evidence", "COARSE_BLOCK",
-           "RegionRestore", "restore_regions"]
+           "find_mosaic_region", "estimate_box_grid", "find_pixelated_boxes", "flat_mosaic_box", "grid_evidence",
+           "COARSE_BLOCK", "RegionRestore", "restore_regions"]
