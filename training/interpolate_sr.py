@@ -97,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no alpha keeps {args.min_gain} dB over bicubic on validation; nothing written")
 
     model.load_state_dict(blend(*states, best["alpha"]))
-    card = dict(read_card(args.gan) or {})
-    sources = {name: (read_card(path) or {}).get("sha256") for name, path in (("psnr", args.psnr), ("gan", args.gan))}
+    card = dict(read_card(args.gan) or {})  # the GAN's card, before its fields are replaced below
     card.update(name=args.model, val_psnr=best["val_psnr"], val_hf_ratio=best["val_hf_ratio"],
                 val_psnr_bicubic=bicubic,
-                interpolation={"alpha": best["alpha"], "psnr_sha256": sources["psnr"], "gan_sha256": sources["gan"],
+                interpolation={"alpha": best["alpha"], "psnr_sha256": (read_card(args.psnr) or {}).get("sha256"),
+                               "gan_sha256": card.get("sha256"),
                                "psnr_file": args.psnr.name, "gan_steps": card.get("steps"),
                                "min_gain_db": args.min_gain, "curve": curve,
                                "validation": f"{len(pairs)} photos of train/'s validation split, centre crops "
