@@ -19,7 +19,7 @@ from .errors import ImageError
 from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
-           "aggregate", "pad_small", "locate", "find_regions", "load_detector", "default_threshold", "to_uint8"]
+           "aggregate", "pad_small", "locate", "screen_verdict", "find_regions", "load_detector", "default_threshold", "to_uint8"]
 
 #: At most this many boxes are reported per image (largest first).
 MAX_REGIONS = 8
@@ -30,6 +30,13 @@ FULL_IMAGE_SHARE = 0.75
 WEAK_FULL_GRID = 0.6
 #: ... and they make the region when they cover at most this share of the image.
 PARTIAL_SHARE = 0.6
+
+#: On a screen-like image (:func:`~deepclarity.pixelation.screen_like`) the network's verdict stands
+#: when its boxes are the whole image or at least this many tiles fired; else only a mosaic whose
+#: colours are a censor's (:func:`~deepclarity.pixelation.find_censor_mosaics`) makes it pixelated.
+MIN_SCREEN_TILES = 3
+#: Images at least this many pixels on the short side are checked for being screen-like.
+MIN_SCREEN_SIDE = 64
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
@@ -116,6 +123,11 @@ class Detection:
         regions: the pixelated boxes (:class:`Region`, largest first) when pixelated: one box
             over the whole image for full-image pixelation, else one per censor mosaic found,
             each with the block size and phase measured inside it.
+        basis: what the verdict rests on: ``"network"`` (the tiles' probability against the
+            threshold), or on a screen-like image (:func:`screen_verdict`) ``"screen: network"``
+            (the network, confirmed), ``"screen: mosaic colours"`` (a censor mosaic found by its
+            colours) or ``"screen: interface grid"`` (the network fired on a few tiles but no
+            censor mosaic is there: not pixelated, whatever ``probability`` says).
     """
 
     pixelated: bool
@@ -127,6 +139,7 @@ class Detection:
     method: str = "canny"
     grid_confidence: float = 0.0
     regions: list[Region] = field(default_factory=list)
+    basis: str = "network"
 
     def to_record(self) -> dict:
         """The JSON-able summary the CLI and apps print (``regions``: a list of box records)."""
@@ -136,6 +149,7 @@ class Detection:
             "block_size": None if self.block_size is None else round(float(self.block_size), 3),
             "phase": None if self.phase is None else [round(float(v), 3) for v in self.phase],
             "method": self.method,
+            "basis": self.basis,
             "regions": [r.to_record() for r in self.regions],
         }
 
@@ -245,6 +259,11 @@ class Detector:
         probability = aggregate(probs)
         pixelated = probability >= threshold
         detection = Detection(bool(pixelated), float(probability), None, None, region, boxes, self.method)
+        if min(h, w) >= MIN_SCREEN_SIDE:
+            from .pixelation import SCREEN_SHARE, screen_like
+
+            if screen_like(rgb) >= SCREEN_SHARE:
+                return screen_verdict(rgb, detection, threshold)
         return locate(rgb, detection, threshold) if pixelated and estimate_block else detection
 
     def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
@@ -273,12 +292,43 @@ class Detector:
             yield from map_ahead(work, paths, n)
 
 
+def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection:
+    """The verdict on a screen-like image (``rgb``, ``HxWx3`` ``uint8``; ``detection``: the
+    network's), with its boxes always measured (:attr:`Detection.basis` says which case).
+
+    Interfaces sit on pixel grids, so the network fires on a tile or two of many clean
+    screenshots. Its verdict stands when its boxes are the whole image (full-image pixelation)
+    or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image is pixelated only where
+    a mosaic's cells hold a censor's many in-between colours
+    (:func:`~deepclarity.pixelation.find_censor_mosaics`), which also finds the text censors the
+    network misses."""
+    from .pixelation import box_area, find_censor_mosaics
+
+    h, w = rgb.shape[:2]
+    if detection.pixelated:
+        located = locate(rgb, detection, threshold)
+        whole = bool(located.regions) and box_area(located.regions[0].xyxy) >= 0.9 * h * w
+        if whole or int((detection.region_map >= threshold).sum()) >= MIN_SCREEN_TILES:
+            return replace(located, basis="screen: network")
+    mosaics = find_censor_mosaics(rgb, max_boxes=MAX_REGIONS)
+    if mosaics:
+        regions = [_region(box, grid) for box, grid in mosaics]
+        top = regions[0]
+        return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
+                       grid_confidence=top.confidence, regions=regions, basis="screen: mosaic colours")
+    return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
+
+
 def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection:
     """``detection`` (of ``rgb``, ``HxWx3`` ``uint8``) with its block size, phase and
     :attr:`~Detection.regions` measured: the image-wide grid over the tiles that reached
     ``threshold``, and the boxes around them (:func:`find_regions`). :meth:`Detector.detect` does
-    this when asked to estimate blocks; the restorer does it only when it needs the boxes."""
+    this when asked to estimate blocks; the restorer does it only when it needs the boxes. A
+    detection that already has its boxes (:func:`screen_verdict`) is returned as it is."""
     from .pixelation import estimate_grid
+
+    if detection.regions:
+        return detection
 
     h, w = rgb.shape[:2]
     probs = detection.region_map.ravel()
@@ -304,20 +354,6 @@ def _region(box: tuple[int, int, int, int], grid) -> Region:
         return Region(x0, y0, x1 - x0, y1 - y0, float(grid.block_size), tuple(float(v) for v in grid.phase_xy),
                       float(grid.confidence))
     return Region(x0, y0, x1 - x0, y1 - y0, None, None, float(grid.confidence) if grid is not None else 0.0)
-
-
-def _area(box: tuple) -> int:
-    return (box[2] - box[0]) * (box[3] - box[1])
-
-
-def _box_overlap(a: tuple, b: tuple) -> float:
-    """Intersection over the smaller box of two ``(x0, y0, x1, y1)`` boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    small = min(_area(a), _area(b))
-    return iw * ih / max(small, 1)
 
 
 def _explains_image(rgb: np.ndarray, grid) -> bool:
@@ -349,7 +385,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
     more confident grid stays.
     """
-    from .pixelation import estimate_box_grid, find_pixelated_boxes, flat_mosaic_box
+    from .pixelation import box_area, box_overlap, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box
 
     h, w = rgb.shape[:2]
 
@@ -361,7 +397,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
         if full and own.confidence < WEAK_FULL_GRID:
             # A small image whose tiles nearly all fired may hold a resized mosaic over part of it.
             part = flat_mosaic_box(rgb, (0, 0, w, h), [own, *tile_grids()])
-            if part is not None and _area(part[0]) <= PARTIAL_SHARE * h * w:
+            if part is not None and box_area(part[0]) <= PARTIAL_SHARE * h * w:
                 return [_region(*part)]
         return [_region((0, 0, w, h), own)]
     if grid.found and _explains_image(rgb, grid):
@@ -384,10 +420,10 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     found = []
     for hint in unique or [8.0]:
         for box, g in find_pixelated_boxes(area, hint, near=mask[ay0:ay1, ax0:ax1], max_boxes=MAX_REGIONS):
-            clash = [i for i, (b2, g2) in enumerate(found) if _box_overlap(box, b2) > 0.3]
+            clash = [i for i, (b2, g2) in enumerate(found) if box_overlap(box, b2) > 0.3]
             if all(g.confidence > found[i][1].confidence for i in clash):
                 found = [f for i, f in enumerate(found) if i not in clash] + [(box, g)]
-    found = sorted(found, key=lambda f: -_area(f[0]))[:MAX_REGIONS]
+    found = sorted(found, key=lambda f: -box_area(f[0]))[:MAX_REGIONS]
     regions = []
     for (x0, y0, x1, y1), g in found:
         g = type(g)(g.block_size, g.block_xy, ((g.phase_xy[0] + ax0) % g.block_xy[0],

@@ -47,6 +47,7 @@ class DetectRow:
     regions: list[dict] = field(default_factory=list)
     size: tuple[int, int] | None = None  # (width, height)
     method: str | None = None
+    basis: str | None = None  # what the verdict rests on (Detection.basis)
     error: str | None = None
 
     @property
@@ -62,6 +63,7 @@ class DetectRow:
             "probability": None if self.probability is None else round(self.probability, 6),
             "block_size": None if self.block_size is None else round(self.block_size, 3),
             "phase": self.phase, "region_map": self.region_map, "regions": self.regions, "method": self.method,
+            "basis": self.basis,
             "width": None if self.size is None else self.size[0],
             "height": None if self.size is None else self.size[1],
             "error": self.error,
@@ -74,6 +76,8 @@ def _caption(row: DetectRow) -> str:
         text += f", blocks ≈ {row.block_size:.1f} px"
     if row.regions:
         text += f", {len(row.regions)} box{'es' if len(row.regions) != 1 else ''}"
+    if row.basis and row.basis != "network":  # a screenshot: say why the verdict is not the score's
+        text += f" ({row.basis})"
     return text
 
 
@@ -183,7 +187,7 @@ def detect_images(files: Any, method: str = "canny", threshold: float | None = N
             phase=None if det.phase is None else [round(float(v), 3) for v in det.phase],
             region_map=np.round(det.region_map.astype(float), 4).tolist(),
             regions=[r.to_record() for r in det.regions],
-            size=(loaded.width, loaded.height), method=method,
+            size=(loaded.width, loaded.height), method=method, basis=det.basis,
         )
         rows.append(row)
         overlay = overlay_region_map(to_uint8(loaded.pixels), det.region_map, max_side=display_max_side,

@@ -67,8 +67,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         columns = ["path", "verdict", "probability", "block_size", "error"]
     elif args.format == "csv":
         columns = ["path", "pixelated", "probability", "block_size", "error"]
-    else:  # JSON carries the grid phase, the method and the pixelated boxes as well
-        columns = ["path", "pixelated", "probability", "block_size", "phase", "method", "regions", "error"]
+    else:  # JSON carries the grid phase, the method, what the verdict rests on and the boxes as well
+        columns = ["path", "pixelated", "probability", "block_size", "phase", "method", "basis", "regions", "error"]
     rows = [{k: r.get(k) for k in columns} for r in records]
     if args.format == "jsonl":
         write_records(rows, "jsonl", args.output, columns)

@@ -83,7 +83,7 @@ def schema(job: str):
         region = pa.struct([("x", pa.int64()), ("y", pa.int64()), ("w", pa.int64()), ("h", pa.int64()),
                             ("block_size", f64), ("phase", pa.list_(f64)), ("confidence", f64)])
         return pa.schema([("path", text), ("pixelated", pa.bool_()), ("probability", f64), ("block_size", f64),
-                          ("phase", pa.list_(f64)), ("method", text), ("regions", pa.list_(region)),
+                          ("phase", pa.list_(f64)), ("method", text), ("basis", text), ("regions", pa.list_(region)),
                           ("error", text)])
     fields = [("input", text), ("output", text), ("status", text), ("model", text), ("size", text),
               ("seconds", f64), ("error", text)]

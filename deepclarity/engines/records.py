@@ -19,7 +19,7 @@ __all__ = ["DETECT_FIELDS", "IMAGE_FIELDS", "RESTORE_FIELDS", "detect_record", "
            "read_input_list", "is_parquet"]
 
 #: Keys of a ``detect`` record, in the order of ``deepclarity detect --format json``.
-DETECT_FIELDS = ("path", "pixelated", "probability", "block_size", "phase", "method", "regions", "error")
+DETECT_FIELDS = ("path", "pixelated", "probability", "block_size", "phase", "method", "basis", "regions", "error")
 #: Keys of an ``enhance`` record (``deepclarity enhance --format json``).
 IMAGE_FIELDS = ("input", "output", "status", "model", "size", "seconds", "error")
 #: Keys ``restore`` adds to :data:`IMAGE_FIELDS` for the files it processed.
@@ -32,7 +32,7 @@ def detect_record(detector, path: str | os.PathLike, method: str) -> dict:
     from ..io import read_image
 
     record = {"path": str(path), "pixelated": None, "probability": None, "block_size": None, "phase": None,
-              "method": method, "regions": None, "error": None}
+              "method": method, "basis": None, "regions": None, "error": None}
     try:
         found = detector.detect(read_image(Path(path)))
     except DeepClarityError as exc:

@@ -21,7 +21,7 @@ import numpy as np
 
 from .grid import MAX_BLOCK, GridEstimate, _comb_correlations, _gray
 
-__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "snap_box", "cell_flatness", "trim_box",
+__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "box_area", "box_overlap", "snap_box", "cell_stats", "cell_flatness", "trim_box",
            "flat_mosaic_box"]
 
 #: A step at least this large (8-bit levels) can be a block boundary.
@@ -38,6 +38,8 @@ MIN_DENSITY = 0.35
 FLAT_CELL_STD = 6.0
 #: An outer line of cells stays in a box when at least this share of its cells is flat.
 TRIM_SHARE = 0.5
+#: When a component's box holds no grid, it is measured again this many blocks in from each side.
+CORE_MARGIN = 1.5
 #: A box is a mosaic when, after trimming, it holds at least this many cells...
 MIN_CELLS = 12
 #: ... and at least this share of them is flat.
@@ -206,6 +208,20 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     return GridEstimate(period, (period, period), (float(phx), float(phy)), confidence)
 
 
+def box_area(box: tuple) -> int:
+    """Pixels in an ``(x0, y0, x1, y1)`` box (end exclusive)."""
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def box_overlap(a: tuple, b: tuple) -> float:
+    """Intersection over the smaller box of two ``(x0, y0, x1, y1)`` boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / max(min(box_area(a), box_area(b)), 1)
+
+
 def snap_box(box: tuple[int, int, int, int], grid: GridEstimate, height: int, width: int) -> tuple[int, int, int, int]:
     """``box`` with each side moved to the nearest line of ``grid`` (within half a block),
     clipped to the image."""
@@ -226,14 +242,15 @@ def snap_box(box: tuple[int, int, int, int], grid: GridEstimate, height: int, wi
     return nx0, ny0, nx1, ny1
 
 
-def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> np.ndarray:
-    """``(rows, cols)`` bool: which cells of ``grid`` inside ``box`` are flat (gray standard
-    deviation at most :data:`FLAT_CELL_STD`), as the cells of a mosaic are, JPEG'd or not. Only
-    each cell's interior counts (a fifth of the block, at least 1 px, off every side), so a grid
-    phase off by a pixel or JPEG ringing at the cell's edges does not make a mosaic cell busy."""
+def cell_stats(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of ``grid`` inside ``box``: ``(rows, cols, C)`` mean colour and ``(rows, cols)``
+    gray variance of the cell's interior only (a fifth of the block, at least 1 px, off every
+    side), so a grid phase off by a pixel or JPEG ringing at the cell's edges does not make a
+    mosaic cell busy."""
     from .recover import block_edges
 
     x0, y0, x1, y1 = box
+    arr = np.asarray(img)[y0:y1, x0:x1].astype(np.float64)
     g = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
     (bx, by), (px, py) = grid.block_xy, grid.phase_xy
     rows = block_edges(y1 - y0, by, (py - y0) % by)
@@ -255,7 +272,16 @@ def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEst
     n = np.maximum(cells(weight), 1.0)
     mean = cells(g * weight) / n
     var = cells(g * g * weight) / n - mean * mean
-    return var <= FLAT_CELL_STD ** 2
+    colour = arr.reshape(arr.shape[0], arr.shape[1], -1)
+    means = np.stack([cells(colour[..., c] * weight) / n for c in range(colour.shape[2])], axis=-1)
+    return means, var
+
+
+def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> np.ndarray:
+    """``(rows, cols)`` bool: which cells of ``grid`` inside ``box`` are flat (interior gray
+    standard deviation at most :data:`FLAT_CELL_STD`, :func:`cell_stats`), as the cells of a
+    mosaic are, JPEG'd or not."""
+    return cell_stats(img, box, grid)[1] <= FLAT_CELL_STD ** 2
 
 
 def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate, *,
@@ -331,7 +357,15 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
         checked += 1
         grid = estimate_box_grid(arr, box, min_confidence=min_confidence)
         if not grid.found:
-            continue
+            # The evidence runs up to two blocks past a mosaic, into text or borders whose
+            # boundaries can drown a thin mosaic's grid: measure it again inside, keep the box
+            # (trimming below drops the outer lines of cells that are not the mosaic's).
+            m = int(round(CORE_MARGIN * block))
+            if bw - 2 * m < min_blocks * block or bh - 2 * m < min_blocks * block:
+                continue
+            grid = estimate_box_grid(arr, (x0 + m, y0 + m, x0 + bw - m, y0 + bh - m), min_confidence=min_confidence)
+            if not grid.found:
+                continue
         box = trim_box(arr, snap_box(box, grid, h, w), grid)
         if not _holds_mosaic(arr, box, grid):
             continue  # a few cells, or mostly busy ones: texture or JPEG blocking, not a mosaic

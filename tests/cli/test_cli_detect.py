@@ -24,7 +24,7 @@ from deepclarity.degrade import pixelate
 from deepclarity.io import write_image
 from deepclarity.models import create_model, get_spec, save_weights
 
-JSON_KEYS = {"path", "pixelated", "probability", "block_size", "phase", "method", "regions", "error"}
+JSON_KEYS = {"path", "pixelated", "probability", "block_size", "phase", "method", "basis", "regions", "error"}
 CSV_HEADER = "path,pixelated,probability,block_size,error"
 
 

@@ -29,7 +29,7 @@ from deepclarity.io import read_image, write_image
 from deepclarity.models import create_model, get_spec, save_weights
 
 REPO = Path(__file__).resolve().parents[2]
-RECORD_KEYS = {"pixelated", "probability", "block_size", "phase", "method", "regions"}
+RECORD_KEYS = {"pixelated", "probability", "block_size", "phase", "method", "basis", "regions"}
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -413,7 +413,7 @@ def test_to_record(detector):
     json.dumps(rec)  # JSON-able
     empty = Detection(False, 0.1234567891, None, None, np.zeros((1, 1), np.float32)).to_record()
     assert empty == {"pixelated": False, "probability": 0.123457, "block_size": None, "phase": None,
-                     "method": "canny", "regions": []}
+                     "method": "canny", "basis": "network", "regions": []}
 
 
 # ------------------------------------------------------------- block size from the tiles above threshold

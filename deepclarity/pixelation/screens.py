@@ -1,0 +1,104 @@
+"""Censor mosaics on screenshots, told apart from the interface's own grid by their colours.
+
+Screenshots are full of block-like structure that is not censorship: widgets, icons and table
+cells laid out on 4 or 8 px grids, flat panels, pixel-aligned text. Block-grid evidence alone
+(:func:`~deepclarity.pixelation.find_pixelated_boxes`) finds "mosaics" on almost every clean
+screenshot, and the detector network scores many of them close to pixelated. What sets a censor
+mosaic apart is its colours: each flat cell holds the average (or one sample) of a patch of text
+or picture, so neighbouring cells take many *different* in-between colours, while a UI's flat
+cells are nearly all one or two colours (background and panel). :func:`is_censor_mosaic` checks
+exactly that on the cells of a box's own grid.
+
+:func:`screen_like` says when to use this test: a screenshot has one colour over a large share
+of its pixels (the background), which no photo, JPEG'd or resized, has.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .boxes import box_area, box_overlap, cell_stats, find_pixelated_boxes
+from .grid import GridEstimate
+
+__all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE", "screen_like", "mosaic_colours", "is_censor_mosaic", "find_censor_mosaics"]
+
+#: An image is screen-like when one exact colour covers at least this share of its pixels.
+SCREEN_SHARE = 0.25
+#: Cell colours are compared after quantising each channel to this many levels per step.
+COLOUR_STEP = 3
+#: A censor mosaic has blocks of at least this many pixels (finer grids are the UI's own)...
+MIN_CENSOR_BLOCK = 4.0
+#: ... a grid at least this confident...
+MIN_CENSOR_CONFIDENCE = 0.65
+#: ... at least this many distinct flat-cell colours that differ from a neighbouring cell...
+MIN_DISTINCT = 12
+#: ... and its two most common flat-cell colours cover at most this share of its flat cells.
+MAX_MAJOR_SHARE = 0.8
+#: Block sizes :func:`find_censor_mosaics` looks for (a box's own grid is measured inside it).
+BLOCK_HINTS = (4.0, 7.0, 10.0, 13.0, 16.0)
+
+
+def screen_like(rgb: np.ndarray, step: int = 8) -> float:
+    """Share of the most common exact colour in ``rgb`` (``HxWx3`` ``uint8``, every ``step``-th
+    pixel on each axis): at least :data:`SCREEN_SHARE` for screenshots, far less for photos."""
+    sample = np.ascontiguousarray(np.asarray(rgb)[::step, ::step, :3]).astype(np.uint32)
+    if sample.size == 0:
+        return 0.0
+    codes = (sample[..., 0] << 16) | (sample[..., 1] << 8) | sample[..., 2]
+    _, counts = np.unique(codes.ravel(), return_counts=True)
+    return float(counts.max()) / codes.size
+
+
+def mosaic_colours(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[int, float]:
+    """``(distinct, major)`` of the flat cells of ``grid`` inside ``box``: how many distinct
+    colours (quantised by :data:`COLOUR_STEP`) are held by flat cells that differ from a
+    neighbouring flat cell, and the share of flat cells taken by the two most common colours."""
+    from .boxes import FLAT_CELL_STD
+
+    means, var = cell_stats(img, box, grid)
+    flat = var <= FLAT_CELL_STD ** 2
+    if not flat.any():
+        return 0, 1.0
+    q = np.round(means / COLOUR_STEP).astype(np.int64)
+    codes = sum(q[..., c] * 1000 ** c for c in range(q.shape[-1]))  # one integer per colour
+    _, counts = np.unique(codes[flat], return_counts=True)
+    major = float(np.sort(counts)[-2:].sum()) / int(flat.sum())
+    differs = np.zeros_like(flat)
+    for axis in (0, 1):
+        a = [slice(None)] * 2
+        b = [slice(None)] * 2
+        a[axis], b[axis] = slice(1, None), slice(None, -1)
+        both = flat[tuple(a)] & flat[tuple(b)] & (codes[tuple(a)] != codes[tuple(b)])
+        differs[tuple(a)] |= both
+        differs[tuple(b)] |= both
+    return int(np.unique(codes[differs]).size), major
+
+
+def is_censor_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> bool:
+    """Whether the cells of ``grid`` in ``box`` look like a censor mosaic rather than an
+    interface's own grid: blocks of at least :data:`MIN_CENSOR_BLOCK` px on a grid of at least
+    :data:`MIN_CENSOR_CONFIDENCE`, many distinct neighbouring cell colours and no one or two
+    colours dominating (:func:`mosaic_colours`). The thresholds were chosen on ``train/screens``
+    (clean and censored variants), never on the benchmark."""
+    if not grid.found or grid.block_size < MIN_CENSOR_BLOCK or grid.confidence < MIN_CENSOR_CONFIDENCE:
+        return False
+    distinct, major = mosaic_colours(img, box, grid)
+    return distinct >= MIN_DISTINCT and major <= MAX_MAJOR_SHARE
+
+
+def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS,
+                        max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
+    """Censor mosaics anywhere in a screen-like image: the boxes of
+    :func:`~deepclarity.pixelation.find_pixelated_boxes` at each block size of ``hints`` that
+    pass :func:`is_censor_mosaic`; of overlapping boxes the one with the more confident grid
+    stays. Largest first, at most ``max_boxes``."""
+    found: list[tuple[tuple[int, int, int, int], GridEstimate]] = []
+    for hint in hints:
+        for box, grid in find_pixelated_boxes(rgb, hint, max_boxes=max_boxes):
+            if not is_censor_mosaic(rgb, box, grid):
+                continue
+            clash = [i for i, (b2, _) in enumerate(found) if box_overlap(box, b2) > 0.3]
+            if all(grid.confidence > found[i][1].confidence for i in clash):
+                found = [f for i, f in enumerate(found) if i not in clash] + [(box, grid)]
+    return sorted(found, key=lambda f: -box_area(f[0]))[:max_boxes]
+

@@ -1,0 +1,140 @@
+"""Screen-like images (deepclarity.pixelation.screens and Detector's screen verdict): censor
+mosaics told from an interface's own grid by their colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+import deepclarity.detect as detect_mod
+from deepclarity.degrade import censor_regions, jpeg, pixelate
+from deepclarity.detect import Detection, Detector, locate
+from deepclarity.eval import censor as ec
+from deepclarity.pixelation import GridEstimate, find_censor_mosaics, is_censor_mosaic, screen_like
+from deepclarity.pixelation.screens import SCREEN_SHARE, mosaic_colours
+
+
+def _screen(h: int = 200, w: int = 480, seed: int = 0) -> np.ndarray:
+    """A light 'screenshot': a panel, a button row and lines of dark, coloured text strokes."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 246, np.uint8)
+    img[:24] = (40, 60, 90)  # title bar
+    img[h - 30:h - 8, 16:96] = (0, 120, 215)  # a button
+    for top in range(34, h - 50, 22):
+        x = 10
+        while x < w - 30:
+            word = int(rng.integers(14, 50))
+            colour = rng.integers(10, 120, 3)
+            for sx in range(x, min(w - 10, x + word), 2):
+                ys = top + int(rng.integers(0, 7))
+                img[ys:top + 15, sx:sx + 1] = colour
+            x += word + int(rng.integers(6, 14))
+    return img
+
+
+def _iou(truth, boxes, h, w) -> float:
+    return ec.box_iou([t.to_record() for t in truth],
+                      [{"x": b[0], "y": b[1], "w": b[2] - b[0], "h": b[3] - b[1]} for b in boxes], h, w)
+
+
+def test_screen_like_separates_screens_from_photos():
+    assert screen_like(_screen()) >= SCREEN_SHARE
+    for photo in (skdata.astronaut(), skdata.coffee(), skdata.chelsea()):
+        photo = np.ascontiguousarray(photo)
+        assert screen_like(photo) < SCREEN_SHARE
+        assert screen_like(jpeg(photo, 60)) < SCREEN_SHARE
+        assert screen_like(pixelate(photo, 4)) < SCREEN_SHARE
+    assert screen_like(np.zeros((0, 5, 3), np.uint8)) == 0.0
+
+
+@pytest.mark.parametrize("block", [6, 7])
+def test_censored_text_on_a_screen_is_found_with_its_block(block):
+    # A strip of block-averaged text three or four blocks high: its box's evidence runs into the
+    # text around it, so its grid is only found one and a half blocks in (boxes.CORE_MARGIN).
+    img = _screen(seed=block)
+    box = (60, 52, 60 + 28 * block, 52 + 4 * block)  # over two lines of text
+    out, truth = censor_regions(img, [box], block, phases=[(2, 3)], mode="average")
+    found = find_censor_mosaics(out)
+    assert found, block
+    assert _iou(truth, [b for b, _ in found], *out.shape[:2]) >= 0.6
+    assert found[0][1].block_size == pytest.approx(block, rel=0.1)
+
+
+def test_interface_grids_are_not_censor_mosaics():
+    # Flat widgets on an 8 px grid: cells of a very few colours, however regular the grid.
+    ui = np.full((160, 320, 3), 240, np.uint8)
+    for y in range(0, 160, 16):
+        for x in range(0, 320, 16):
+            if (x // 16 + y // 16) % 3 == 0:
+                ui[y:y + 8, x:x + 8] = (30, 90, 200)
+    grid = GridEstimate(8.0, (8.0, 8.0), (0.0, 0.0), 0.95)
+    distinct, major = mosaic_colours(ui, (0, 0, 320, 160), grid)
+    assert distinct <= 2 and major == 1.0
+    assert not is_censor_mosaic(ui, (0, 0, 320, 160), grid)
+    assert find_censor_mosaics(ui) == []
+    assert find_censor_mosaics(_screen(seed=3)) == []
+    # The same grid over a block-averaged picture is a censor's: many in-between colours.
+    photo = pixelate(np.ascontiguousarray(skdata.astronaut()[:160, :320]), 8)
+    assert is_censor_mosaic(photo, (0, 0, 320, 160), grid)
+    # ... but not when the blocks are too fine to be a censor's.
+    assert not is_censor_mosaic(photo, (0, 0, 320, 160), GridEstimate(3.0, (3.0, 3.0), (0.0, 0.0), 0.95))
+
+
+def _fake_probs(monkeypatch, fn):
+    calls = iter(range(10 ** 6))
+    monkeypatch.setattr(Detector, "tile_probabilities",
+                        lambda self, crops: np.array([fn(next(calls)) for _ in crops], np.float32))
+
+
+@pytest.fixture
+def stub_detector():
+    det = Detector.__new__(Detector)
+    det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
+    return det
+
+
+def test_network_firing_on_a_tile_or_two_of_a_clean_screen_is_overruled(monkeypatch, stub_detector):
+    img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)  # 600x480: 12 tiles
+    _fake_probs(monkeypatch, lambda i: 0.99 if i < 2 else 0.05)
+    det = stub_detector.detect(img)
+    assert det.probability == pytest.approx(0.99)
+    assert not det.pixelated and det.regions == [] and det.basis == "screen: interface grid"
+    assert det.to_record()["basis"] == "screen: interface grid"
+
+
+def test_censor_the_network_missed_is_found_by_its_colours(monkeypatch, stub_detector):
+    img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
+    out, truth = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
+    _fake_probs(monkeypatch, lambda i: 0.05)
+    det = stub_detector.detect(out)
+    assert det.pixelated and det.basis == "screen: mosaic colours"
+    assert _iou(truth, [r.xyxy for r in det.regions], *out.shape[:2]) >= 0.6
+    assert det.block_size == pytest.approx(6, rel=0.1)
+    # The restorer's boxes are these (locate keeps boxes it is given), not the empty tiles'.
+    assert locate(out, det, 0.5) is det
+
+
+def test_full_pixelation_of_a_screen_keeps_the_network_verdict(monkeypatch, stub_detector):
+    img = pixelate(np.concatenate([_screen(seed=s) for s in range(3)], axis=0), 3)
+    _fake_probs(monkeypatch, lambda i: 0.99)
+    det = stub_detector.detect(img)
+    assert det.pixelated and det.basis == "screen: network"
+    assert [r.xyxy for r in det.regions] == [(0, 0, img.shape[1], img.shape[0])]
+
+
+def test_photos_keep_the_network_verdict(monkeypatch, stub_detector):
+    _fake_probs(monkeypatch, lambda i: 0.99 if i == 0 else 0.05)
+    det = stub_detector.detect(np.ascontiguousarray(skdata.astronaut()))
+    assert det.pixelated and det.basis == "network"
+    assert detect_mod.MIN_SCREEN_TILES > 1  # one tile would have been overruled on a screen
+    assert Detection(True, 0.9, None, None, np.zeros((1, 1), np.float32)).basis == "network"
+
+
+def test_detect_app_says_why_a_screen_verdict_differs_from_its_score():
+    from deepclarity.apps.detect_app import DetectRow, _caption
+
+    row = DetectRow("ui.png", pixelated=False, probability=0.99, basis="screen: interface grid")
+    assert _caption(row).endswith("clean, p = 0.990 (screen: interface grid)")
+    assert row.to_record()["basis"] == "screen: interface grid"
+    assert "(" not in _caption(DetectRow("photo.png", pixelated=True, probability=0.99, basis="network"))
