@@ -199,11 +199,13 @@ class Detector:
             (``evaluation/calibrate_detect.py``), else 0.5.
         max_tiles: crops read per image (the region map's cells); more is finer and slower.
         weights: a weight file instead of the registry's.
+        screen_check: on screen-like images, the verdict of :func:`screen_verdict` (default);
+            ``False``: the network's alone everywhere (to measure what the check changes).
     """
 
     def __init__(self, method: str = DEFAULT_METHOD, *, device: str = "auto", fp32: bool = False,
                  threshold: float | None = None, max_tiles: int = 24, batch_size: int = 64,
-                 weights: str | None = None) -> None:
+                 weights: str | None = None, screen_check: bool = True) -> None:
         from .models import create_model, detector_methods
         from .runtime import prepare_model, select_device, use_fp16
 
@@ -216,6 +218,7 @@ class Detector:
         self.threshold = _checked_threshold(threshold)
         self.max_tiles = max(1, int(max_tiles))
         self.batch_size = max(1, int(batch_size))
+        self.screen_check = bool(screen_check)
         self.device = select_device(device)
         self.fp16 = use_fp16(self.device, fp32)
         # MobileNetV3 runs ~40% faster in channels_last on the CPU too (measured, batch 24 crops).
@@ -259,7 +262,7 @@ class Detector:
         probability = aggregate(probs)
         pixelated = probability >= threshold
         detection = Detection(bool(pixelated), float(probability), None, None, region, boxes, self.method)
-        if min(h, w) >= MIN_SCREEN_SIDE:
+        if self.screen_check and min(h, w) >= MIN_SCREEN_SIDE:
             from .pixelation import SCREEN_SHARE, screen_like
 
             if screen_like(rgb) >= SCREEN_SHARE:

@@ -91,6 +91,7 @@ def _fake_probs(monkeypatch, fn):
 def stub_detector():
     det = Detector.__new__(Detector)
     det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
+    det.screen_check = True
     return det
 
 
@@ -101,6 +102,11 @@ def test_network_firing_on_a_tile_or_two_of_a_clean_screen_is_overruled(monkeypa
     assert det.probability == pytest.approx(0.99)
     assert not det.pixelated and det.regions == [] and det.basis == "screen: interface grid"
     assert det.to_record()["basis"] == "screen: interface grid"
+    # Without the check the network's verdict stands.
+    stub_detector.screen_check = False
+    _fake_probs(monkeypatch, lambda i: 0.99 if i < 2 else 0.05)
+    alone = stub_detector.detect(img)
+    assert alone.pixelated and alone.basis == "network"
 
 
 def test_censor_the_network_missed_is_found_by_its_colours(monkeypatch, stub_detector):
