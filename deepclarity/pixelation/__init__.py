@@ -26,6 +26,7 @@ from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, screen
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "lowres_shape", "refine_grid", "recover_lowres",
-           "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes", "flat_mosaic_box", "grid_evidence",
+           "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
+           "flat_mosaic_box", "grid_evidence",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "SCREEN_SHARE", "screen_like", "is_censor_mosaic",
            "find_censor_mosaics"]

@@ -21,8 +21,8 @@ import numpy as np
 
 from .grid import MAX_BLOCK, GridEstimate, _comb_correlations, _gray
 
-__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "box_area", "box_overlap", "snap_box", "cell_stats", "cell_flatness", "trim_box",
-           "flat_mosaic_box"]
+__all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "box_area", "box_overlap", "snap_box",
+           "cell_stats", "cell_flatness", "trim_box", "flat_mosaic_box"]
 
 #: A step at least this large (8-bit levels) can be a block boundary.
 MIN_STEP = 6.0
@@ -330,7 +330,8 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
     closed over two blocks (cells of one flat colour inside a mosaic show no steps) and split
     into connected groups; each group's bounding box is kept when it spans ``min_blocks`` blocks
     on each side, touches ``near`` (``HxW`` bool, e.g. where the detector fired) when given,
-    and holds a block grid of its own (:func:`estimate_box_grid` with ``min_confidence``);
+    and holds a block grid of its own (:func:`estimate_box_grid` with ``min_confidence``, over
+    the box or, failing that, :data:`CORE_MARGIN` blocks inside it);
     its sides are then snapped to that grid (:func:`snap_box`) and outer lines of cells that
     are mostly not flat trimmed off (:func:`trim_box`); a box left with fewer than :data:`MIN_CELLS`
     cells or under :data:`MIN_FLAT_SHARE` flat ones is dropped. At most ``max_boxes`` boxes

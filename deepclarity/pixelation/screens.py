@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .boxes import box_area, box_overlap, cell_stats, find_pixelated_boxes
+from .boxes import FLAT_CELL_STD, box_area, box_overlap, cell_stats, find_pixelated_boxes
 from .grid import GridEstimate
 
-__all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE", "screen_like", "mosaic_colours", "is_censor_mosaic", "find_censor_mosaics"]
+__all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE", "screen_like",
+           "mosaic_colours", "is_censor_mosaic", "find_censor_mosaics"]
 
 #: An image is screen-like when one exact colour covers at least this share of its pixels.
 SCREEN_SHARE = 0.25
-#: Cell colours are compared after quantising each channel to this many levels per step.
+#: Cell colours are compared after quantising each channel into steps of this many levels.
 COLOUR_STEP = 3
 #: A censor mosaic has blocks of at least this many pixels (finer grids are the UI's own)...
 MIN_CENSOR_BLOCK = 4.0
@@ -40,7 +41,7 @@ BLOCK_HINTS = (4.0, 7.0, 10.0, 13.0, 16.0)
 
 def screen_like(rgb: np.ndarray, step: int = 8) -> float:
     """Share of the most common exact colour in ``rgb`` (``HxWx3`` ``uint8``, every ``step``-th
-    pixel on each axis): at least :data:`SCREEN_SHARE` for screenshots, far less for photos."""
+    pixel on each axis): at least :data:`SCREEN_SHARE` for screenshots (their background), less for photos."""
     sample = np.ascontiguousarray(np.asarray(rgb)[::step, ::step, :3]).astype(np.uint32)
     if sample.size == 0:
         return 0.0
@@ -53,8 +54,6 @@ def mosaic_colours(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEs
     """``(distinct, major)`` of the flat cells of ``grid`` inside ``box``: how many distinct
     colours (quantised by :data:`COLOUR_STEP`) are held by flat cells that differ from a
     neighbouring flat cell, and the share of flat cells taken by the two most common colours."""
-    from .boxes import FLAT_CELL_STD
-
     means, var = cell_stats(img, box, grid)
     flat = var <= FLAT_CELL_STD ** 2
     if not flat.any():
