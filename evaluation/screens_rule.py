@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         img = read_image(path).pixels[..., :3]
         for name in SLICES:
             v = build_variant(img, name, slice_rng(args.seed, name, i))
-            counts[name] += (1, network.detect(v.image).pixelated, checked.detect(v.image).pixelated,
+            counts[name] += (1, network.detect(v.image, estimate_block=False).pixelated,
+                             checked.detect(v.image).pixelated,
                              screen_like(v.image) >= SCREEN_SHARE)
     command = "python -m evaluation.screens_rule " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{command.strip()}`", "",

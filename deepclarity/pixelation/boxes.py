@@ -242,16 +242,13 @@ def snap_box(box: tuple[int, int, int, int], grid: GridEstimate, height: int, wi
     return nx0, ny0, nx1, ny1
 
 
-def cell_stats(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell of ``grid`` inside ``box``: ``(rows, cols, C)`` mean colour and ``(rows, cols)``
-    gray variance of the cell's interior only (a fifth of the block, at least 1 px, off every
-    side), so a grid phase off by a pixel or JPEG ringing at the cell's edges does not make a
-    mosaic cell busy."""
+def _cell_averager(box: tuple[int, int, int, int], grid: GridEstimate):
+    """A function taking an ``HxW`` array over ``box`` to the mean of each cell of ``grid`` over
+    its interior only (a fifth of the block, at least 1 px, off every side), so a grid phase off
+    by a pixel or JPEG ringing at the cell's edges does not make a mosaic cell busy."""
     from .recover import block_edges
 
     x0, y0, x1, y1 = box
-    arr = np.asarray(img)[y0:y1, x0:x1].astype(np.float64)
-    g = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
     (bx, by), (px, py) = grid.block_xy, grid.phase_xy
     rows = block_edges(y1 - y0, by, (py - y0) % by)
     cols = block_edges(x1 - x0, bx, (px - x0) % bx)
@@ -270,18 +267,34 @@ def cell_stats(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstima
         return np.add.reduceat(np.add.reduceat(a, rows[:-1], axis=0), cols[:-1], axis=1)
 
     n = np.maximum(cells(weight), 1.0)
-    mean = cells(g * weight) / n
-    var = cells(g * g * weight) / n - mean * mean
+    return lambda a: cells(a * weight) / n
+
+
+def _gray_variance(img: np.ndarray, box: tuple[int, int, int, int], average) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    g = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
+    mean = average(g)
+    return average(g * g) - mean * mean
+
+
+def cell_stats(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of ``grid`` inside ``box``: ``(rows, cols, C)`` mean colour and ``(rows, cols)``
+    gray variance, both of the cell's interior only (:func:`cell_flatness`)."""
+    x0, y0, x1, y1 = box
+    average = _cell_averager(box, grid)
+    arr = np.asarray(img)[y0:y1, x0:x1].astype(np.float64)
     colour = arr.reshape(arr.shape[0], arr.shape[1], -1)
-    means = np.stack([cells(colour[..., c] * weight) / n for c in range(colour.shape[2])], axis=-1)
-    return means, var
+    means = np.stack([average(colour[..., c]) for c in range(colour.shape[2])], axis=-1)
+    return means, _gray_variance(img, box, average)
 
 
 def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> np.ndarray:
-    """``(rows, cols)`` bool: which cells of ``grid`` inside ``box`` are flat (interior gray
-    standard deviation at most :data:`FLAT_CELL_STD`, :func:`cell_stats`), as the cells of a
-    mosaic are, JPEG'd or not."""
-    return cell_stats(img, box, grid)[1] <= FLAT_CELL_STD ** 2
+    """``(rows, cols)`` bool: which cells of ``grid`` inside ``box`` are flat (gray standard
+    deviation at most :data:`FLAT_CELL_STD`), as the cells of a mosaic are, JPEG'd or not. Only
+    each cell's interior counts (a fifth of the block, at least 1 px, off every side), so a grid
+    phase off by a pixel or JPEG ringing at the cell's edges does not make a mosaic cell busy.
+    Gray only: the colour means of :func:`cell_stats` are not computed here (a hot path)."""
+    return _gray_variance(img, box, _cell_averager(box, grid)) <= FLAT_CELL_STD ** 2
 
 
 def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate, *,
