@@ -19,7 +19,7 @@ from .errors import ImageError
 from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
-           "aggregate", "pad_small", "locate", "screen_verdict", "find_regions", "load_detector", "default_threshold",
+           "aggregate", "pad_small", "locate", "screen_verdict", "second_look", "find_regions", "load_detector", "default_threshold",
            "to_uint8"]
 
 #: At most this many boxes are reported per image (largest first).
@@ -38,6 +38,9 @@ PARTIAL_SHARE = 0.6
 MIN_SCREEN_TILES = 3
 #: Images at least this many pixels on the short side are checked for being screen-like.
 MIN_SCREEN_SIDE = 64
+#: A photo the network scores at least this high, yet under its threshold, gets a second look
+#: for censor mosaics by their cells (:func:`second_look`).
+SECOND_LOOK_P = 0.3
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
@@ -128,7 +131,8 @@ class Detection:
             threshold), or on a screen-like image (:func:`screen_verdict`) ``"screen: network"``
             (the network, confirmed), ``"screen: mosaic colours"`` (a censor mosaic found by its
             colours) or ``"screen: interface grid"`` (the network fired on a few tiles but no
-            censor mosaic is there: not pixelated, whatever ``probability`` says).
+            censor mosaic is there: not pixelated, whatever ``probability`` says), or on a photo
+            the network was unsure of ``"second look: mosaic cells"`` (:func:`second_look`).
     """
 
     pixelated: bool
@@ -201,12 +205,15 @@ class Detector:
         max_tiles: crops read per image (the region map's cells); more is finer and slower.
         weights: a weight file instead of the registry's.
         screen_check: on screen-like images, the verdict of :func:`screen_verdict` (default);
-            ``False``: the network's alone everywhere (to measure what the check changes).
+            ``False``: the network's alone there (to measure what the check changes).
+        second_look: on other images the network scored at least :data:`SECOND_LOOK_P` but
+            under ``threshold``, the verdict of :func:`second_look` (default); ``False``: the
+            network's alone.
     """
 
     def __init__(self, method: str = DEFAULT_METHOD, *, device: str = "auto", fp32: bool = False,
                  threshold: float | None = None, max_tiles: int = 24, batch_size: int = 64,
-                 weights: str | None = None, screen_check: bool = True) -> None:
+                 weights: str | None = None, screen_check: bool = True, second_look: bool = True) -> None:
         from .models import create_model, detector_methods
         from .runtime import prepare_model, select_device, use_fp16
 
@@ -220,6 +227,7 @@ class Detector:
         self.max_tiles = max(1, int(max_tiles))
         self.batch_size = max(1, int(batch_size))
         self.screen_check = bool(screen_check)
+        self.second_look = bool(second_look)
         self.device = select_device(device)
         self.fp16 = use_fp16(self.device, fp32)
         # MobileNetV3 runs ~40% faster in channels_last on the CPU too (measured, batch 24 crops).
@@ -268,6 +276,8 @@ class Detector:
 
             if screen_like(rgb) >= SCREEN_SHARE:
                 return screen_verdict(rgb, detection, threshold)
+        if not pixelated and self.second_look and probability >= SECOND_LOOK_P:
+            return second_look(rgb, detection)
         return locate(rgb, detection, threshold) if pixelated and estimate_block else detection
 
     def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
@@ -321,6 +331,22 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
         return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
                        grid_confidence=top.confidence, regions=regions, basis="screen: mosaic colours")
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
+
+
+def second_look(rgb: np.ndarray, detection: Detection) -> Detection:
+    """The verdict on a photo (``rgb``, ``HxWx3`` ``uint8``) that the network (``detection``)
+    scored under its threshold: pixelated, with those boxes, when
+    :func:`~deepclarity.pixelation.find_photo_mosaics` finds censor mosaics by their cells (a
+    small censor can leave every 160 px tile just under the threshold); else unchanged."""
+    from .pixelation import find_photo_mosaics
+
+    mosaics = find_photo_mosaics(rgb, max_boxes=MAX_REGIONS)
+    if not mosaics:
+        return detection
+    regions = [_region(box, grid) for box, grid in mosaics]
+    top = regions[0]
+    return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
+                   grid_confidence=top.confidence, regions=regions, basis="second look: mosaic cells")
 
 
 def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection:

@@ -11,7 +11,9 @@
   (:func:`find_pixelated_boxes`), the grid inside one box (:func:`estimate_box_grid`), and a
   resized mosaic inside a loose box by its flat cells (:func:`flat_mosaic_box`);
 * :mod:`.screens` — censor mosaics on screenshots told from the interface's own grid by their
-  colours (:func:`screen_like`, :func:`is_censor_mosaic`, :func:`find_censor_mosaics`).
+  colours (:func:`screen_like`, :func:`is_censor_mosaic`, :func:`find_censor_mosaics`);
+* :mod:`.photo_mosaics` — the same search on photos the network was unsure of, by a stricter
+  rule that sets JPEG's own 8 px grid aside (:func:`find_photo_mosaics`).
 
 Each builds on the one before (``grid`` <- ``recover`` <- ``regions``); the public names of
 all are importable from here.
@@ -23,10 +25,11 @@ from .recover import (MIN_GRID_FIT_DB, block_edges, expand_lowres, grid_axes, gr
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
 from .boxes import box_area, box_overlap, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box, grid_evidence
 from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, screen_like
+from .photo_mosaics import find_photo_mosaics, is_photo_mosaic, jpeg_grid
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "lowres_shape", "refine_grid", "recover_lowres",
            "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
            "flat_mosaic_box", "grid_evidence",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "SCREEN_SHARE", "screen_like", "is_censor_mosaic",
-           "find_censor_mosaics"]
+           "find_censor_mosaics", "find_photo_mosaics", "is_photo_mosaic", "jpeg_grid"]

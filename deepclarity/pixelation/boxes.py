@@ -135,7 +135,8 @@ def _step_phase(profile: np.ndarray, period: float, comb_phase: float) -> float:
 
 
 def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = None, *,
-                      min_confidence: float = 0.5, max_block: float = MAX_BLOCK) -> GridEstimate:
+                      min_confidence: float = 0.5, min_block: float = 2.0,
+                      max_block: float = MAX_BLOCK) -> GridEstimate:
     """Block size and phase inside ``box`` ``(x0, y0, x1, y1)`` of ``img`` (the whole image when
     ``None``), from that box alone.
 
@@ -163,7 +164,8 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
     counts = np.array([p.sum() for p in profiles])
     longest = max(crop.shape[:2])
     top = min(max_block, longest / 3.0)
-    if counts.sum() < 3 or top < 2.0:
+    bottom = max(2.0, min_block)
+    if counts.sum() < 3 or top < bottom:
         return none
 
     def score(periods: np.ndarray) -> tuple[np.ndarray, list]:
@@ -182,19 +184,19 @@ def estimate_box_grid(img: np.ndarray, box: tuple[int, int, int, int] | None = N
             phases.append(phase)
         return total / np.maximum(weights, 1e-12), phases
 
-    coarse = np.arange(2.0, top + 1e-9, 0.1)
+    coarse = np.arange(bottom, top + 1e-9, 0.1)
     if coarse.size == 0:
         return none
     corr, _ = score(coarse)
     centre = float(coarse[int(np.argmax(corr))])
-    fine = np.arange(max(2.0, centre - 0.1), min(top, centre + 0.1) + 1e-9, 0.01)
+    fine = np.arange(max(bottom, centre - 0.1), min(top, centre + 0.1) + 1e-9, 0.01)
     corr, phases = score(fine)
     i = int(np.argmax(corr))
     period, confidence = float(fine[i]), float(corr[i])
     fx, fy = float(phases[0][i]), float(phases[1][i])
     # Censor tools use whole-pixel blocks: prefer the nearest integer when it fits about as well.
     whole = float(round(period))
-    if whole >= 2.0 and whole != period and abs(whole - period) <= 0.12 * period:
+    if bottom <= whole <= top and whole != period and abs(whole - period) <= 0.12 * period:
         c, ph = score(np.array([whole]))
         if c[0] >= 0.97 * confidence:
             period, confidence, fx, fy = whole, float(c[0]), float(ph[0][0]), float(ph[1][0])
@@ -299,17 +301,37 @@ def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEst
 
 def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate, *,
              share: float = TRIM_SHARE) -> tuple[int, int, int, int]:
-    """``box`` without the outer lines of cells (rows or columns of ``grid``) of which less than
+    """``box`` without the outer lines of cells (rows or columns of ``grid``) that are blank (all
+    flat and one colour within ``2 * NOISE`` levels: the background around a censored line of
+    text, which no one can tell from an invisible censored margin) or of which less than
     ``share`` are flat (:func:`cell_flatness`): the block-evidence map runs a block or two past a
-    mosaic into the picture, and restoring those cells would flatten real detail."""
+    mosaic, and restoring those cells would flatten real detail."""
     from .recover import block_edges
 
     x0, y0, x1, y1 = box
-    flat = cell_flatness(img, box, grid)
+    average = _cell_averager(box, grid)
+    gray = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
+    mean = average(gray)
+    flat = average(gray * gray) - mean * mean <= FLAT_CELL_STD ** 2
     (bx, by), (px, py) = grid.block_xy, grid.phase_xy
     rows = block_edges(y1 - y0, by, (py - y0) % by) + y0
     cols = block_edges(x1 - x0, bx, (px - x0) % bx) + x0
     r0, r1, c0, c1 = 0, flat.shape[0], 0, flat.shape[1]
+
+    def blank(f: np.ndarray, m: np.ndarray) -> bool:  # one flat colour throughout: background
+        return bool(f.all()) and float(np.ptp(m)) <= 2 * NOISE
+
+    while True:  # blank outer lines go first, down to a single line of cells
+        if r1 - r0 > 1 and blank(flat[r0, c0:c1], mean[r0, c0:c1]):
+            r0 += 1
+        elif r1 - r0 > 1 and blank(flat[r1 - 1, c0:c1], mean[r1 - 1, c0:c1]):
+            r1 -= 1
+        elif c1 - c0 > 1 and blank(flat[r0:r1, c0], mean[r0:r1, c0]):
+            c0 += 1
+        elif c1 - c0 > 1 and blank(flat[r0:r1, c1 - 1], mean[r0:r1, c1 - 1]):
+            c1 -= 1
+        else:
+            break
     while r1 - r0 > 2 and c1 - c0 > 2:
         sides = {"top": flat[r0, c0:c1].mean(), "bottom": flat[r1 - 1, c0:c1].mean(),
                  "left": flat[r0:r1, c0].mean(), "right": flat[r0:r1, c1 - 1].mean()}
@@ -327,6 +349,72 @@ def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate
     return int(cols[c0]), int(rows[r0]), int(cols[c1]), int(rows[r1])
 
 
+def _span_stats(line: np.ndarray, edges: np.ndarray, block: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of ``line`` (1-D gray) over each span ``[edges[k], edges[k+1])``,
+    a fifth of the block (at least 1 px) in from each end, as :func:`_cell_averager` does."""
+    margin = max(1, int(block) // 5)
+    idx = np.arange(line.size)
+    span = np.searchsorted(edges, idx, side="right") - 1
+    inside = (idx - edges[span] >= margin) & (edges[span + 1] - 1 - idx >= margin)
+    inside |= (np.diff(edges) <= 2 * margin)[span]
+    wgt = inside.astype(np.float64)
+    n = np.maximum(np.add.reduceat(wgt, edges[:-1]), 1.0)
+    mean = np.add.reduceat(line * wgt, edges[:-1]) / n
+    var = np.add.reduceat(line * line * wgt, edges[:-1]) / n - mean * mean
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _partial_rows(gray: np.ndarray, y0: int, x0: int, x1: int, edges: np.ndarray, block: float) -> int:
+    """How many rows just above row ``y0`` (between columns ``x0`` and ``x1``, cells split at
+    ``edges`` relative to ``x0``) are a mosaic's partial cells: a box's edge rarely falls on the
+    grid, so the censor's outer cells are cut short, and trimming to whole cells loses them. Row
+    ``y0 - 1`` counts when it is flat within each cell (:data:`FLAT_CELL_STD`, 80% of the cells)
+    and changes at the cells' edges only (80% of its steps above :data:`NOISE`; a smooth picture
+    changes everywhere, a blank margin nowhere, and neither is told from the mosaic's
+    surroundings); each row further up counts while it repeats the one below it within
+    :data:`NOISE`; at most a block less one pixel."""
+    count = 0
+    below = None
+    boundary = np.zeros(max(0, x1 - x0 - 1), bool)
+    boundary[edges[1:-1] - 1] = True  # diff index k is the change between pixels k and k + 1
+    for y in range(y0 - 1, max(-1, y0 - int(np.ceil(block))), -1):
+        line = gray[y, x0:x1].astype(np.float64)
+        _, std = _span_stats(line, edges, block)
+        if (std <= FLAT_CELL_STD).mean() < 0.8:
+            break
+        if below is None:
+            d = np.abs(np.diff(line))
+            near = np.maximum(np.r_[0.0, d[:-1]], np.r_[d[1:], 0.0])
+            steps = (d > NOISE) & (d >= near)  # JPEG ripples beside a step are not steps
+            if d[steps].sum() < MIN_STEP or d[steps & boundary].sum() < 0.8 * d[steps].sum():
+                break
+        elif np.abs(line - below).mean() > NOISE:
+            break
+        below = line
+        count += 1
+    return count
+
+
+def extend_to_partial_cells(img: np.ndarray, box: tuple[int, int, int, int],
+                            grid: GridEstimate) -> tuple[int, int, int, int]:
+    """``box`` (sides on lines of ``grid``) grown on each side by the mosaic's partial cells
+    beyond it (:func:`_partial_rows`), to the pixel: a text-line censor 20 px tall with 12 px
+    blocks is mostly partial cells."""
+    from .recover import block_edges
+
+    gray = _gray(np.asarray(img)).astype(np.float32)
+    h, w = gray.shape
+    x0, y0, x1, y1 = box
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+    cols = block_edges(x1 - x0, bx, (px - x0) % bx)
+    rows = block_edges(y1 - y0, by, (py - y0) % by)
+    top = _partial_rows(gray, y0, x0, x1, cols, by)
+    bottom = _partial_rows(gray[::-1], h - y1, x0, x1, cols, by)
+    left = _partial_rows(gray.T, x0, y0, y1, rows, bx)
+    right = _partial_rows(gray.T[::-1], w - x1, y0, y1, rows, bx)
+    return x0 - left, y0 - top, x1 + right, y1 + bottom
+
+
 def _holds_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> bool:
     """Whether ``box`` holds at least :data:`MIN_CELLS` cells of ``grid``, at least
     :data:`MIN_FLAT_SHARE` of them flat (:func:`cell_flatness`), as a mosaic does."""
@@ -335,8 +423,8 @@ def _holds_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEst
 
 
 def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | None = None,
-                         min_blocks: float = 2.0, min_confidence: float = 0.5,
-                         max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
+                         min_blocks: float = 2.0, min_confidence: float = 0.5, min_block: float = 2.0,
+                         max_block: float = MAX_BLOCK, max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
     """Boxes of blocks of about ``block`` pixels in ``img`` (``HxW[xC]`` uint8), largest first.
 
     The block-like neighbourhoods of :func:`grid_evidence` (at least :data:`MIN_DENSITY`),
@@ -369,7 +457,7 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
         if near is not None and not near[y0:y0 + bh, x0:x0 + bw].any():
             continue
         checked += 1
-        grid = estimate_box_grid(arr, box, min_confidence=min_confidence)
+        grid = estimate_box_grid(arr, box, min_confidence=min_confidence, min_block=min_block, max_block=max_block)
         if not grid.found:
             # The evidence runs up to two blocks past a mosaic, into text or borders whose
             # boundaries can drown a thin mosaic's grid: measure it again inside, keep the box
@@ -377,13 +465,14 @@ def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | No
             m = int(round(CORE_MARGIN * block))
             if bw - 2 * m < min_blocks * block or bh - 2 * m < min_blocks * block:
                 continue
-            grid = estimate_box_grid(arr, (x0 + m, y0 + m, x0 + bw - m, y0 + bh - m), min_confidence=min_confidence)
+            grid = estimate_box_grid(arr, (x0 + m, y0 + m, x0 + bw - m, y0 + bh - m), min_confidence=min_confidence,
+                                     min_block=min_block, max_block=max_block)
             if not grid.found:
                 continue
         box = trim_box(arr, snap_box(box, grid, h, w), grid)
         if not _holds_mosaic(arr, box, grid):
             continue  # a few cells, or mostly busy ones: texture or JPEG blocking, not a mosaic
-        found.append((box, grid))
+        found.append((extend_to_partial_cells(arr, box, grid), grid))
     return found
 
 

@@ -35,8 +35,13 @@ MIN_CENSOR_CONFIDENCE = 0.65
 MIN_DISTINCT = 12
 #: ... and its two most common flat-cell colours cover at most this share of its flat cells.
 MAX_MAJOR_SHARE = 0.8
-#: Block sizes :func:`find_censor_mosaics` looks for (a box's own grid is measured inside it).
+#: Block sizes :func:`find_censor_mosaics` looks for; a box's own grid is measured inside it,
+#: within these factors of the hint (the letters of a text line repeat every few blocks and can
+#: fit a multiple of the block better than the block itself).
 BLOCK_HINTS = (4.0, 7.0, 10.0, 13.0, 16.0)
+HINT_RANGE = (0.6, 1.5)
+#: A censor over one line of text may be a single block high (the length carries the grid).
+MIN_STRIP_BLOCKS = 1.0
 
 
 def screen_like(rgb: np.ndarray, step: int = 8) -> float:
@@ -85,19 +90,37 @@ def is_censor_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: Grid
     return distinct >= MIN_DISTINCT and major <= MAX_MAJOR_SHARE
 
 
-def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS,
+def _wins(box, grid: GridEstimate, other_box, other: GridEstimate) -> bool:
+    """Of two overlapping censor boxes, whether ``box`` replaces ``other_box``: the larger when
+    their blocks agree (within 10%: one mosaic seen at two hints, the smaller a piece of it);
+    the coarser when one block is a multiple of the other (a mosaic's cells also fit every
+    fraction of its grid, and only the true grid's cells are flat, which both boxes passed);
+    else the one with the more confident grid."""
+    big, small = max(grid.block_size, other.block_size), min(grid.block_size, other.block_size)
+    if big <= 1.1 * small:
+        return box_area(box) > box_area(other_box)
+    ratio = big / small
+    if round(ratio) >= 2 and abs(ratio - round(ratio)) <= 0.1 * round(ratio):
+        return grid.block_size > other.block_size
+    return grid.confidence > other.confidence
+
+
+def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_blocks: float = MIN_STRIP_BLOCKS,
                         max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
-    """Censor mosaics anywhere in a screen-like image: the boxes of
-    :func:`~deepclarity.pixelation.find_pixelated_boxes` at each block size of ``hints`` that
-    pass :func:`is_censor_mosaic`; of overlapping boxes the one with the more confident grid
-    stays. Largest first, at most ``max_boxes``."""
+    """Censor mosaics anywhere in an image: the boxes of
+    :func:`~deepclarity.pixelation.find_pixelated_boxes` at each block size of ``hints`` (each
+    box's own grid within :data:`HINT_RANGE` of the hint, at least ``min_blocks`` blocks on a
+    side) that pass ``accept(rgb, box, grid)`` (default :func:`is_censor_mosaic`, the screenshot
+    rule); of overlapping boxes, the one :func:`_wins` says. Largest first, at most ``max_boxes``."""
+    accept = is_censor_mosaic if accept is None else accept
     found: list[tuple[tuple[int, int, int, int], GridEstimate]] = []
     for hint in hints:
-        for box, grid in find_pixelated_boxes(rgb, hint, max_boxes=max_boxes):
-            if not is_censor_mosaic(rgb, box, grid):
+        for box, grid in find_pixelated_boxes(rgb, hint, min_blocks=min_blocks,
+                                              min_block=HINT_RANGE[0] * hint, max_block=HINT_RANGE[1] * hint,
+                                              max_boxes=max_boxes):
+            if not accept(rgb, box, grid):
                 continue
             clash = [i for i, (b2, _) in enumerate(found) if box_overlap(box, b2) > 0.3]
-            if all(grid.confidence > found[i][1].confidence for i in clash):
+            if all(_wins(box, grid, *found[i]) for i in clash):
                 found = [f for i, f in enumerate(found) if i not in clash] + [(box, grid)]
     return sorted(found, key=lambda f: -box_area(f[0]))[:max_boxes]
-

@@ -137,7 +137,7 @@ def stub_detector(monkeypatch):
     """A detector whose model is never run (tile probabilities are faked per test)."""
     det = Detector.__new__(Detector)
     det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
-    det.screen_check = True
+    det.screen_check, det.second_look = True, True
     return det
 
 

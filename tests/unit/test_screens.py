@@ -91,7 +91,7 @@ def _fake_probs(monkeypatch, fn):
 def stub_detector():
     det = Detector.__new__(Detector)
     det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
-    det.screen_check = True
+    det.screen_check, det.second_look = True, True
     return det
 
 

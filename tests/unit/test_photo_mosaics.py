@@ -1,0 +1,140 @@
+"""Censor mosaics found by their cells: partial edge cells (pixelation.boxes), one-block-high
+text strips and overlapping finds (pixelation.screens), and the second look at photos the
+network was unsure of (pixelation.photo_mosaics, Detector.detect)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from deepclarity.degrade import censor_regions, jpeg
+from deepclarity.detect import Detector
+from deepclarity.eval import censor as ec
+from deepclarity.pixelation import (GridEstimate, find_censor_mosaics, find_photo_mosaics, find_pixelated_boxes,
+                                    jpeg_grid)
+from deepclarity.pixelation.boxes import extend_to_partial_cells
+from deepclarity.pixelation.screens import _wins
+
+
+def _iou(truth, box, h, w) -> float:
+    return ec.box_iou([t.to_record() for t in truth], [{"x": box[0], "y": box[1], "w": box[2] - box[0],
+                                                        "h": box[3] - box[1]}], h, w)
+
+
+def _grid(block, phase=(0.0, 0.0), confidence=0.9) -> GridEstimate:
+    return GridEstimate(float(block), (float(block), float(block)), phase, confidence)
+
+
+@pytest.mark.parametrize("quality", [None, 80])
+def test_a_mosaics_partial_edge_cells_belong_to_its_box(quality):
+    # Phase (4, 7) on a box at (60, 40): every side of the censor ends in cells cut short.
+    photo = np.ascontiguousarray(skdata.astronaut()[::2, ::2])
+    out, truth = censor_regions(photo, [(60, 40, 200, 150)], 10, phases=[(4, 7)], mode="average")
+    out = jpeg(out, quality) if quality else out
+    (box, grid), *_ = find_pixelated_boxes(out, 10)
+    assert _iou(truth, box, 256, 256) >= 0.85, box
+    if quality is None:
+        assert box == (60, 40, 200, 150)
+        # Whole cells only (inside the grid's outer lines) miss up to a block on each side.
+        assert extend_to_partial_cells(out, (64, 47, 194, 147), grid) == box
+
+
+def test_partial_cells_do_not_run_into_a_smooth_picture():
+    # Beside a mosaic, a smooth gradient is flat within each cell and repeats row to row, like a
+    # partial cell, but changes everywhere rather than at the cells' edges.
+    y, x = np.mgrid[0:200, 0:300]
+    img = np.stack([x * 0.6 + 20, y * 0.5 + 30, (x + y) * 0.3 + 10], axis=-1).astype(np.uint8)
+    rng = np.random.default_rng(3)
+    cells = rng.integers(0, 255, (10, 16, 3)).astype(np.uint8)
+    img[50:150, 60:220] = np.kron(cells, np.ones((10, 10, 1), np.uint8))
+    assert extend_to_partial_cells(img, (60, 50, 220, 150), _grid(10)) == (60, 50, 220, 150)
+
+
+def _text_screen() -> np.ndarray:
+    """Four lines of rendered text (Pillow's bundled font) on a light background."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.new("RGB", (520, 200), (250, 250, 250))
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=15)
+    lines = ["Account: j.smith@example.com  Password: hunter2hunter", "Order 48213 shipped to 221B Baker Street, London",
+             "Card ending 4421, expires 09/29, CVV on the back", "Call +44 20 7946 0958 for support, 9am to 5pm daily"]
+    for k, line in enumerate(lines):
+        draw.text((12, 20 + 40 * k), line, fill=(20, 30, 60), font=font)
+    return np.asarray(im)
+
+
+@pytest.mark.parametrize("block, box", [(8, (60, 60, 300, 76)), (6, (60, 60, 300, 78))])
+@pytest.mark.parametrize("quality", [None, 85])
+def test_a_censored_line_of_text_is_boxed_to_the_pixel(block, box, quality):
+    # Two or three blocks high over one line: the blank background above and below is flat and
+    # one colour, so it is trimmed off rather than taken into the box (it was, a block each side).
+    img = _text_screen()
+    out, truth = censor_regions(img, [box], block, phases=[(0, box[1] % block)], mode="average")
+    out = jpeg(out, quality) if quality else out
+    found = find_censor_mosaics(out)
+    assert len(found) == 1
+    (x0, y0, x1, y1), grid = found[0]
+    assert grid.block_size == pytest.approx(block, rel=0.1)
+    assert (y0, y1) == (box[1], box[3])
+    assert _iou(truth, (x0, y0, x1, y1), *out.shape[:2]) >= 0.95
+
+
+def test_overlapping_finds_keep_one_mosaic():
+    small, big = (10, 10, 60, 40), (0, 0, 100, 50)
+    # The same block at two hints: the larger box, whichever came first.
+    assert _wins(big, _grid(7.0, confidence=0.6), small, _grid(7.2, confidence=0.9))
+    assert not _wins(small, _grid(7.2, confidence=0.9), big, _grid(7.0, confidence=0.6))
+    # A grid and its half: the coarser one (a mosaic's cells fit every fraction of its grid).
+    assert _wins(small, _grid(12.0, confidence=0.6), big, _grid(6.0, confidence=0.9))
+    assert not _wins(big, _grid(6.0, confidence=0.9), small, _grid(12.0, confidence=0.6))
+    # Unrelated blocks: the more confident grid.
+    assert _wins(small, _grid(9.0, confidence=0.8), big, _grid(5.0, confidence=0.7))
+
+
+def test_jpeg_grid():
+    assert jpeg_grid(_grid(8.0)) and jpeg_grid(_grid(8.4, (3.0, 5.0)))
+    assert not jpeg_grid(_grid(7.4)) and not jpeg_grid(_grid(16.0))
+    assert not jpeg_grid(GridEstimate(None, None, None, 0.0))
+
+
+def _fake_probs(monkeypatch, p):
+    monkeypatch.setattr(Detector, "tile_probabilities", lambda self, crops: np.full(len(crops), p, np.float32))
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    det = Detector.__new__(Detector)
+    det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.9, 24, 8
+    det.screen_check, det.second_look = True, True
+    return det
+
+
+@pytest.mark.parametrize("quality", [None, 90])
+def test_second_look_finds_a_censor_the_network_was_unsure_of(monkeypatch, stub, quality):
+    photo = np.ascontiguousarray(skdata.astronaut())
+    out, truth = censor_regions(photo, [(150, 60, 300, 200)], 7, phases=[(3, 5)], mode="average")
+    out = jpeg(out, quality) if quality else out
+    _fake_probs(monkeypatch, 0.5)  # under the threshold, over SECOND_LOOK_P
+    det = stub.detect(out)
+    assert det.pixelated and det.basis == "second look: mosaic cells"
+    assert det.block_size == pytest.approx(7, rel=0.1)
+    assert _iou(truth, det.regions[0].xyxy, 512, 512) >= 0.8
+    # Scored low, or with the look turned off, the network's verdict stands.
+    _fake_probs(monkeypatch, 0.1)
+    assert not stub.detect(out).pixelated
+    _fake_probs(monkeypatch, 0.5)
+    stub.second_look = False
+    assert not stub.detect(out).pixelated
+
+
+@pytest.mark.parametrize("quality", [None, 30])
+def test_second_look_leaves_clean_photos_clean(monkeypatch, stub, quality):
+    _fake_probs(monkeypatch, 0.5)
+    for photo in (skdata.astronaut(), skdata.coffee(), skdata.chelsea()):
+        photo = np.ascontiguousarray(photo)
+        photo = jpeg(photo, quality) if quality else photo
+        assert find_photo_mosaics(photo) == []
+        det = stub.detect(photo)
+        assert not det.pixelated and det.basis == "network" and det.regions == []
