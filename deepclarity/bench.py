@@ -186,11 +186,12 @@ def cpu_options() -> list[str]:
             and (not o.startswith("onnx-") or onnx_available())]
 
 
-def _sr_upscaler(name: str, device, option: str = "torch-fp32"):
+def _sr_upscaler(name: str, device, option: str = "torch-fp32", channels_last: bool | None = None):
     """The :class:`~deepclarity.enhance.Upscaler` timed for ``name`` on ``device`` with ``option``
     (``<backend>-<precision>``; on CUDA the default fp16 autocast) and what its weights are: the
     shipped ones when present, else the architecture as initialised (speed does not depend on the
-    weights; the prototype designs have none)."""
+    weights; the prototype designs have none). ``channels_last``: the PyTorch memory layout
+    (default: the one the card records for ``option``)."""
     from .enhance import Upscaler
     from .models import create_model, get_spec
     from .runtime import prepare_model
@@ -202,8 +203,9 @@ def _sr_upscaler(name: str, device, option: str = "torch-fp32"):
     if not spec.is_network:
         return Upscaler(spec.name, device=device, tile=0), "n/a"
     if spec.has_weights:
-        return Upscaler(spec.name, device=device, tile=0, precision=precision, backend=backend), "trained"
-    module = prepare_model(create_model(spec.name, pretrained=False), device)
+        return Upscaler(spec.name, device=device, tile=0, precision=precision, backend=backend,
+                        channels_last=channels_last), "trained"
+    module = prepare_model(create_model(spec.name, pretrained=False), device, channels_last=channels_last)
     if backend == "onnx":
         import tempfile
 
@@ -216,7 +218,7 @@ def _sr_upscaler(name: str, device, option: str = "torch-fp32"):
 
 
 def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str = "auto", repeats: int = 3,
-             frame: tuple[int, int] = SR_FRAME, options: list[str] | None = None) -> dict:
+             frame: tuple[int, int] = SR_FRAME, options: list[str] | None = None, layouts: bool = False) -> dict:
     """Seconds per ``frame`` (H, W) input upscaled x4, whole frame at once, through
     :meth:`Upscaler.upscale_array <deepclarity.enhance.Upscaler.upscale_array>` (a ``uint8`` frame in,
     a ``uint8`` frame out: conversions and transfers included), the fastest of ``repeats`` runs after
@@ -224,7 +226,9 @@ def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str =
     :func:`cpu_options`: PyTorch fp32, PyTorch bf16 autocast, onnxruntime fp32) and, for networks
     where CUDA is present and asked for, in fp16 on the GPU.
 
-    ``models``: registry names (default: :func:`sr_bench_models`).
+    ``models``: registry names (default: :func:`sr_bench_models`). ``layouts``: time each PyTorch
+    CPU option in both memory layouts and keep the faster (``cpu_channels_last`` says which; what
+    ``evaluation.calibrate_inference`` records), else in the layout the card records.
     """
     import torch
 
@@ -239,21 +243,29 @@ def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str =
     rows = []
     for name in models:
         spec = get_spec(name)
-        row: dict = {"model": name, "params": spec.num_params, "weights": "n/a", "cpu_s": {}, "cuda_fp16_fps": None}
+        row: dict = {"model": name, "params": spec.num_params, "weights": "n/a", "cpu_s": {}, "cuda_fp16_fps": None,
+                     "cpu_channels_last": {}}
         if spec.is_network:
             row["size_mb_fp32"] = row["params"] * 4 / 1e6
         runs = [(torch.device("cpu"), o) for o in (options if spec.is_network else options[:1])]
         if spec.is_network and cuda.type == "cuda":
             runs.append((cuda, "torch-fp16"))
         for dev, option in runs:
-            upscaler, row["weights"] = _sr_upscaler(name, dev, option)
-            sync = torch.cuda.synchronize if dev.type == "cuda" else None
-            seconds = fastest_time(lambda: upscaler.upscale_array(lr), repeats if dev.type == "cpu" else max(repeats, 10),
-                                   sync)
-            if dev.type == "cuda":
-                row["cuda_fp16_fps"] = 1.0 / seconds
-            else:
-                row["cpu_s"][option if spec.is_network else "torch-fp32"] = seconds
+            both = layouts and spec.is_network and dev.type == "cpu" and option.startswith("torch-")
+            for layout in ((False, True) if both else (None,)):
+                upscaler, row["weights"] = _sr_upscaler(name, dev, option, layout)
+                sync = torch.cuda.synchronize if dev.type == "cuda" else None
+                seconds = fastest_time(lambda: upscaler.upscale_array(lr),
+                                       repeats if dev.type == "cpu" else max(repeats, 10), sync)
+                key = option if spec.is_network else "torch-fp32"
+                if dev.type == "cuda":
+                    row["cuda_fp16_fps"] = 1.0 / seconds
+                elif key not in row["cpu_s"] or seconds < row["cpu_s"][key]:
+                    row["cpu_s"][key] = seconds
+                    if upscaler.model is not None and option.startswith("torch-"):
+                        from .runtime import model_channels_last
+
+                        row["cpu_channels_last"][key] = model_channels_last(upscaler.model)
         rows.append(row)
     return {
         "benchmark": "sr",

@@ -138,6 +138,9 @@ class Upscaler:
             inputs), 0 = never tile.
         tile_pad: context read around each tile and then discarded.
         weights: a weight file instead of the shipped one.
+        precision, backend: as :func:`~deepclarity.inference.choose_inference` (default ``auto``).
+        channels_last: PyTorch memory layout (default: the one measured faster for the chosen
+            option on the CPU, recorded in the card; always channels_last on CUDA).
 
     A module that is not in the registry (a network being trained) goes through the same path
     with :meth:`from_module`.
@@ -145,7 +148,8 @@ class Upscaler:
 
     def __init__(self, model: str = DEFAULT_UPSCALER, *, device: str = "auto", fp32: bool = False,
                  tile: int | None = None, tile_pad: int = 16, weights: str | os.PathLike | None = None,
-                 precision: str | None = None, backend: str | None = None) -> None:
+                 precision: str | None = None, backend: str | None = None,
+                 channels_last: bool | None = None) -> None:
         from .inference import choose_inference
         from .models import create_model, get_spec, read_card
         from .runtime import prepare_model, select_device
@@ -166,7 +170,8 @@ class Upscaler:
 
             module = OnnxModule(cached_onnx(spec.name, weights if weights is not None else spec.weights_path))
         elif spec.is_network:
-            module = prepare_model(create_model(spec.name, weights=weights), dev)
+            layout = self.inference.channels_last if channels_last is None else channels_last
+            module = prepare_model(create_model(spec.name, weights=weights), dev, channels_last=layout)
         self._setup(spec.name, dev, fp32, tile, tile_pad, module, spec.function, spec.degradation)
         self.precision = self.inference.precision
         self.fp16 = self.precision == "fp16"

@@ -4,7 +4,8 @@
 ``onnx`` (onnxruntime, CPU, fp32). ``auto`` never guesses: it follows the *inference record* that
 ``python -m evaluation.calibrate_inference`` measured for the weight file and wrote into the model
 card (``inference``: PSNR change in bf16 on Set5/Set14, largest ONNX difference in 8-bit levels,
-CPU seconds per 1080p frame of each option, and the fastest option that keeps the picture:
+CPU seconds per 1080p frame of each option, the memory layout each PyTorch option measured faster
+in (``cpu_channels_last``), and the fastest option that keeps the picture:
 bf16 only when PSNR moves by at most :data:`MAX_BF16_PSNR_DELTA_DB`, ONNX only when it is within
 1/255 of PyTorch). Without a record for the current weights, ``auto`` is fp32 PyTorch on the CPU,
 and fp16 autocast on CUDA (as before). The process-wide defaults come from
@@ -34,11 +35,14 @@ MAX_BF16_PSNR_DELTA_DB = 0.02
 
 @dataclass(frozen=True)
 class InferenceChoice:
-    """How a generator runs: ``precision`` (fp32/bf16/fp16), ``backend`` (torch/onnx) and why."""
+    """How a generator runs: ``precision`` (fp32/bf16/fp16), ``backend`` (torch/onnx), why, and
+    whether PyTorch on the CPU runs it in channels_last memory (measured per option, faster for
+    plain 3x3 convolutions, slower for depthwise ones; ``None``: the device's default)."""
 
     precision: str
     backend: str
     reason: str
+    channels_last: bool | None = None
 
     @property
     def label(self) -> str:
@@ -96,13 +100,15 @@ def choose_inference(card: dict | None, device: "torch.device", precision: str |
         if not _onnx_ready():
             raise DeepClarityError("the onnx backend needs the onnx extra: pip install 'deepclarity[onnx]'")
         return InferenceChoice("fp32", "onnx", "asked for")
-    if precision != "auto":
-        return InferenceChoice(precision, "torch", "asked for")
     if cuda:
-        return InferenceChoice("fp16", "torch", "CUDA default (fp16 autocast)")
+        return InferenceChoice("fp16" if precision == "auto" else precision, "torch",
+                               "CUDA default (fp16 autocast)" if precision == "auto" else "asked for")
     from .runtime import cpu_has_native_bf16
 
     record = inference_record(card)
+    layouts = (record or {}).get("cpu_channels_last", {})
+    if precision != "auto":
+        return InferenceChoice(precision, "torch", "asked for", bool(layouts.get(f"torch-{precision}", False)))
     if record is None:
         return InferenceChoice("fp32", "torch", "no inference measurement for these weights")
     allowed = [label for label in record.get("cpu_ranking", [])
@@ -112,4 +118,5 @@ def choose_inference(card: dict | None, device: "torch.device", precision: str |
     if not allowed:
         return InferenceChoice("fp32", "torch", "no measured option available")
     chosen_backend, chosen_precision = allowed[0].split("-", 1)
-    return InferenceChoice(chosen_precision, chosen_backend, "fastest measured option that keeps the picture")
+    return InferenceChoice(chosen_precision, chosen_backend, "fastest measured option that keeps the picture",
+                           bool(layouts.get(allowed[0], False)) if chosen_backend == "torch" else None)

@@ -2,7 +2,7 @@
 
 Every entry point (library, CLI, apps, evaluation) runs networks through :func:`prepare_model`
 and :func:`run_model`, so CPU and GPU share the same preprocessing and the same tiling. On CUDA
-the forward pass runs under fp16 autocast with channels_last memory; on the CPU in fp32
+the forward pass runs under fp16 autocast with channels_last memory; on the CPU in fp32 or bf16
 (channels_last where a model measured faster with it).
 
 Tiling (as Real-ESRGAN's ``RealESRGANer``): the input is cut into ``tile x tile`` pieces, each
@@ -37,6 +37,7 @@ __all__ = [
     "autocast",
     "prepare_model",
     "use_channels_last",
+    "model_channels_last",
     "to_model_input",
     "inference_mode",
     "image_to_tensor",
@@ -189,8 +190,18 @@ def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool
 
 def use_channels_last(device: torch.device, requested: bool | None = None) -> bool:
     """channels_last by default on CUDA only; ``requested`` overrides (the detector's MobileNetV3
-    runs about 40% faster with it on our CPU, depthwise SR blocks were not measured)."""
+    runs about 40% faster with it on our CPU; for each generator on the CPU the layout is measured
+    by ``evaluation.calibrate_inference`` and read from its card, :mod:`deepclarity.inference`)."""
     return device.type == "cuda" if requested is None else bool(requested)
+
+
+def model_channels_last(model: nn.Module) -> bool:
+    """Whether ``model`` was prepared in channels_last memory (its first spatial convolution
+    weight is laid out so), so its inputs are given in the same layout."""
+    for p in model.parameters():
+        if p.dim() == 4 and p.shape[-1] > 1:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
 
 
 def to_model_input(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
@@ -284,12 +295,13 @@ def run_model(
         device = param.device if param is not None else torch.device("cpu")
     b, _, h, w = x.shape
     boxes = tile_boxes(h, w, tile)
+    layout = model_channels_last(model) if isinstance(model, nn.Module) else False
     out: Tensor | None = None
     with inference_mode(device, fp16, precision):
         for y0, y1, x0, x1 in boxes:
             py0, py1 = max(0, y0 - tile_pad), min(h, y1 + tile_pad)
             px0, px1 = max(0, x0 - tile_pad), min(w, x1 + tile_pad)
-            piece = to_model_input(x[:, :, py0:py1, px0:px1], device, use_channels_last(device))
+            piece = to_model_input(x[:, :, py0:py1, px0:px1], device, layout)
             result = model(piece).float()
             if len(boxes) == 1:
                 return result.cpu()

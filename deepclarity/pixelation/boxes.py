@@ -22,7 +22,8 @@ import numpy as np
 from .grid import MAX_BLOCK, GridEstimate, _comb_correlations, _gray
 
 __all__ = ["grid_evidence", "find_pixelated_boxes", "estimate_box_grid", "box_area", "box_overlap", "snap_box",
-           "cell_stats", "cell_flatness", "trim_box", "flat_mosaic_box"]
+           "cell_stats", "cell_flatness", "trim_box", "trim_blank", "extend_to_partial_cells",
+           "flat_mosaic_box"]
 
 #: A step at least this large (8-bit levels) can be a block boundary.
 MIN_STEP = 6.0
@@ -301,37 +302,17 @@ def cell_flatness(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEst
 
 def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate, *,
              share: float = TRIM_SHARE) -> tuple[int, int, int, int]:
-    """``box`` without the outer lines of cells (rows or columns of ``grid``) that are blank (all
-    flat and one colour within ``2 * NOISE`` levels: the background around a censored line of
-    text, which no one can tell from an invisible censored margin) or of which less than
+    """``box`` without the outer lines of cells (rows or columns of ``grid``) of which less than
     ``share`` are flat (:func:`cell_flatness`): the block-evidence map runs a block or two past a
-    mosaic, and restoring those cells would flatten real detail."""
+    mosaic into the picture, and restoring those cells would flatten real detail."""
     from .recover import block_edges
 
     x0, y0, x1, y1 = box
-    average = _cell_averager(box, grid)
-    gray = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
-    mean = average(gray)
-    flat = average(gray * gray) - mean * mean <= FLAT_CELL_STD ** 2
+    flat = cell_flatness(img, box, grid)
     (bx, by), (px, py) = grid.block_xy, grid.phase_xy
     rows = block_edges(y1 - y0, by, (py - y0) % by) + y0
     cols = block_edges(x1 - x0, bx, (px - x0) % bx) + x0
     r0, r1, c0, c1 = 0, flat.shape[0], 0, flat.shape[1]
-
-    def blank(f: np.ndarray, m: np.ndarray) -> bool:  # one flat colour throughout: background
-        return bool(f.all()) and float(np.ptp(m)) <= 2 * NOISE
-
-    while True:  # blank outer lines go first, down to a single line of cells
-        if r1 - r0 > 1 and blank(flat[r0, c0:c1], mean[r0, c0:c1]):
-            r0 += 1
-        elif r1 - r0 > 1 and blank(flat[r1 - 1, c0:c1], mean[r1 - 1, c0:c1]):
-            r1 -= 1
-        elif c1 - c0 > 1 and blank(flat[r0:r1, c0], mean[r0:r1, c0]):
-            c0 += 1
-        elif c1 - c0 > 1 and blank(flat[r0:r1, c1 - 1], mean[r0:r1, c1 - 1]):
-            c1 -= 1
-        else:
-            break
     while r1 - r0 > 2 and c1 - c0 > 2:
         sides = {"top": flat[r0, c0:c1].mean(), "bottom": flat[r1 - 1, c0:c1].mean(),
                  "left": flat[r0:r1, c0].mean(), "right": flat[r0:r1, c1 - 1].mean()}
@@ -369,9 +350,9 @@ def _partial_rows(gray: np.ndarray, y0: int, x0: int, x1: int, edges: np.ndarray
     ``edges`` relative to ``x0``) are a mosaic's partial cells: a box's edge rarely falls on the
     grid, so the censor's outer cells are cut short, and trimming to whole cells loses them. Row
     ``y0 - 1`` counts when it is flat within each cell (:data:`FLAT_CELL_STD`, 80% of the cells)
-    and changes at the cells' edges only (80% of its steps above :data:`NOISE`; a smooth picture
-    changes everywhere, a blank margin nowhere, and neither is told from the mosaic's
-    surroundings); each row further up counts while it repeats the one below it within
+    and changes at the cells' edges only (80% of its steps above :data:`NOISE`, one of at least
+    twice :data:`MIN_STEP`: a smooth picture changes everywhere, a blank margin nowhere or only
+    by the JPEG ringing of the cells beside it); each row further up counts while it repeats the one below it within
     :data:`NOISE`; at most a block less one pixel."""
     count = 0
     below = None
@@ -386,7 +367,8 @@ def _partial_rows(gray: np.ndarray, y0: int, x0: int, x1: int, edges: np.ndarray
             d = np.abs(np.diff(line))
             near = np.maximum(np.r_[0.0, d[:-1]], np.r_[d[1:], 0.0])
             steps = (d > NOISE) & (d >= near)  # JPEG ripples beside a step are not steps
-            if d[steps].sum() < MIN_STEP or d[steps & boundary].sum() < 0.8 * d[steps].sum():
+            on_edges = d[steps & boundary]
+            if on_edges.size == 0 or on_edges.max() < 2 * MIN_STEP or on_edges.sum() < 0.8 * d[steps].sum():
                 break
         elif np.abs(line - below).mean() > NOISE:
             break
@@ -413,6 +395,40 @@ def extend_to_partial_cells(img: np.ndarray, box: tuple[int, int, int, int],
     left = _partial_rows(gray.T, x0, y0, y1, rows, bx)
     right = _partial_rows(gray.T[::-1], w - x1, y0, y1, rows, bx)
     return x0 - left, y0 - top, x1 + right, y1 + bottom
+
+
+def trim_blank(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[int, int, int, int]:
+    """``box`` without its blank outer lines of cells (all flat and one gray level within
+    ``2 * NOISE``), down to a single line: the background around a censored line of text, which
+    no one can tell from an invisible censored margin, and which would put the box a block or
+    more past the censor on every side."""
+    from .recover import block_edges
+
+    x0, y0, x1, y1 = box
+    average = _cell_averager(box, grid)
+    gray = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
+    mean = average(gray)
+    flat = average(gray * gray) - mean * mean <= FLAT_CELL_STD ** 2
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+    rows = block_edges(y1 - y0, by, (py - y0) % by) + y0
+    cols = block_edges(x1 - x0, bx, (px - x0) % bx) + x0
+    r0, r1, c0, c1 = 0, flat.shape[0], 0, flat.shape[1]
+
+    def blank(f: np.ndarray, m: np.ndarray) -> bool:
+        return bool(f.all()) and float(np.ptp(m)) <= 2 * NOISE
+
+    while True:
+        if r1 - r0 > 1 and blank(flat[r0, c0:c1], mean[r0, c0:c1]):
+            r0 += 1
+        elif r1 - r0 > 1 and blank(flat[r1 - 1, c0:c1], mean[r1 - 1, c0:c1]):
+            r1 -= 1
+        elif c1 - c0 > 1 and blank(flat[r0:r1, c0], mean[r0:r1, c0]):
+            c0 += 1
+        elif c1 - c0 > 1 and blank(flat[r0:r1, c1 - 1], mean[r0:r1, c1 - 1]):
+            c1 -= 1
+        else:
+            break
+    return int(cols[c0]), int(rows[r0]), int(cols[c1]), int(rows[r1])
 
 
 def _holds_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> bool:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .boxes import FLAT_CELL_STD, box_area, box_overlap, cell_stats, find_pixelated_boxes
+from .boxes import (FLAT_CELL_STD, box_area, box_overlap, cell_stats, extend_to_partial_cells,
+                    find_pixelated_boxes, trim_blank)
 from .grid import GridEstimate
 
 __all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE", "screen_like",
@@ -111,7 +112,8 @@ def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_
     :func:`~deepclarity.pixelation.find_pixelated_boxes` at each block size of ``hints`` (each
     box's own grid within :data:`HINT_RANGE` of the hint, at least ``min_blocks`` blocks on a
     side) that pass ``accept(rgb, box, grid)`` (default :func:`is_censor_mosaic`, the screenshot
-    rule); of overlapping boxes, the one :func:`_wins` says. Largest first, at most ``max_boxes``."""
+    rule), without their blank outer lines (:func:`~deepclarity.pixelation.boxes.trim_blank`); of
+    overlapping boxes, the one :func:`_wins` says. Largest first, at most ``max_boxes``."""
     accept = is_censor_mosaic if accept is None else accept
     found: list[tuple[tuple[int, int, int, int], GridEstimate]] = []
     for hint in hints:
@@ -120,6 +122,8 @@ def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_
                                               max_boxes=max_boxes):
             if not accept(rgb, box, grid):
                 continue
+            # Judged with its blank margin (where the thresholds were chosen), reported without it.
+            box = extend_to_partial_cells(rgb, trim_blank(rgb, box, grid), grid)
             clash = [i for i, (b2, _) in enumerate(found) if box_overlap(box, b2) > 0.3]
             if all(_wins(box, grid, *found[i]) for i in clash):
                 found = [f for i, f in enumerate(found) if i not in clash] + [(box, grid)]

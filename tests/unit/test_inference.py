@@ -56,6 +56,32 @@ def test_auto_follows_the_measured_ranking_for_these_weights_only(monkeypatch):
     assert choose_inference(card_with(["onnx-fp32", "torch-bf16"]), CPU, "auto", "torch").label == "torch-bf16"
 
 
+def test_the_measured_memory_layout_goes_with_the_chosen_option(monkeypatch):
+    monkeypatch.setattr("deepclarity.runtime.cpu_has_native_bf16", lambda: True)
+    card = card_with(["torch-bf16", "torch-fp32"])
+    card["inference"]["cpu_channels_last"] = {"torch-bf16": True, "torch-fp32": False}
+    assert choose_inference(card, CPU).channels_last is True
+    assert choose_inference(card, CPU, "fp32").channels_last is False
+    assert choose_inference(card, CPU, "bf16").channels_last is True
+    # not measured: the device default (contiguous on the CPU)
+    assert not choose_inference(card_with(["torch-bf16"]), CPU).channels_last
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_channels_last_gives_the_same_picture(photo, precision, monkeypatch):
+    from deepclarity.runtime import model_channels_last
+
+    monkeypatch.setattr("deepclarity.runtime.cpu_has_native_bf16", lambda: True)
+    plain = Upscaler("minisrresnet", device="cpu", tile=0, precision=precision, channels_last=False)
+    last = Upscaler("minisrresnet", device="cpu", tile=0, precision=precision, channels_last=True)
+    assert not model_channels_last(plain.model) and model_channels_last(last.model)
+    a, b = plain.upscale_array(photo), last.upscale_array(photo)
+    assert np.abs(a.astype(int) - b).max() <= 1
+    # tiled runs give their tiles in the model's layout too
+    tiled = Upscaler("minisrresnet", device="cpu", tile=24, precision=precision, channels_last=True)
+    assert np.abs(tiled.upscale_array(photo).astype(int) - a).max() <= 1
+
+
 def test_auto_skips_what_this_machine_cannot_run(monkeypatch):
     monkeypatch.setattr("deepclarity.runtime.cpu_has_native_bf16", lambda: False)
     monkeypatch.setattr(inference_mod, "_onnx_ready", lambda: False)
@@ -161,3 +187,5 @@ def test_measure_inference_ranks_only_options_that_keep_the_picture(tmp_path, ra
     write_card(get_spec("mobilesr").weights_path, card)
     json.dumps(card)  # the card stays JSON
     assert Upscaler("mobilesr", device="cpu").inference.label in ranking
+    # each PyTorch option was timed in both layouts and the faster one recorded
+    assert set(record["cpu_channels_last"]) == {o for o in seconds if o.startswith("torch-")}
