@@ -333,14 +333,49 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
 
 
+def _tiles_mask(shape: tuple[int, int], detection: Detection, level: float) -> np.ndarray:
+    """``HxW`` bool: the tiles of ``detection`` whose probability is at least ``level``."""
+    mask = np.zeros(shape, dtype=bool)
+    for (y0, y1, x0, x1), p in zip(detection.tiles, detection.region_map.ravel()):
+        if p >= level:
+            mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _around(mask: np.ndarray, pad: int = CROP_SIZE // 2) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the bounding box of ``mask`` (not empty) and ``pad`` pixels more on
+    each side, within the image: a mosaic may run past the tiles that scored."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    return (max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad),
+            min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad))
+
+
+def _shifted(found, dx: int, dy: int) -> list:
+    """Boxes with their grids found in a crop at ``(dx, dy)``, in image coordinates."""
+    out = []
+    for (x0, y0, x1, y1), g in found:
+        g = type(g)(g.block_size, g.block_xy, ((g.phase_xy[0] + dx) % g.block_xy[0],
+                                               (g.phase_xy[1] + dy) % g.block_xy[1]), g.confidence)
+        out.append(((x0 + dx, y0 + dy, x1 + dx, y1 + dy), g))
+    return out
+
+
 def second_look(rgb: np.ndarray, detection: Detection) -> Detection:
     """The verdict on a photo (``rgb``, ``HxWx3`` ``uint8``) that the network (``detection``)
     scored under its threshold: pixelated, with those boxes, when
-    :func:`~deepclarity.pixelation.find_photo_mosaics` finds censor mosaics by their cells (a
-    small censor can leave every 160 px tile just under the threshold); else unchanged."""
+    :func:`~deepclarity.pixelation.find_photo_mosaics` finds censor mosaics by their cells near
+    the tiles that scored at least :data:`SECOND_LOOK_P` (a small censor can leave every 160 px
+    tile just under the threshold; looking only there keeps the cost off the rest of the image);
+    else unchanged."""
     from .pixelation import find_photo_mosaics
 
-    mosaics = find_photo_mosaics(rgb, max_boxes=MAX_REGIONS)
+    mask = _tiles_mask(rgb.shape[:2], detection, SECOND_LOOK_P)
+    if not mask.any():
+        return detection
+    ax0, ay0, ax1, ay1 = _around(mask)
+    mosaics = _shifted(find_photo_mosaics(rgb[ay0:ay1, ax0:ax1], near=mask[ay0:ay1, ax0:ax1],
+                                          max_boxes=MAX_REGIONS), ax0, ay0)
     if not mosaics:
         return detection
     regions = [_region(box, grid) for box, grid in mosaics]
@@ -362,10 +397,7 @@ def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection
 
     h, w = rgb.shape[:2]
     probs = detection.region_map.ravel()
-    mask = np.zeros((h, w), dtype=bool)
-    for (y0, y1, x0, x1), p in zip(detection.tiles, probs):
-        if p >= threshold:
-            mask[y0:y1, x0:x1] = True
+    mask = _tiles_mask((h, w), detection, threshold)
     grid = estimate_grid(rgb, mask if mask.any() else None)
     block, phase, conf = (grid.block_size, grid.phase_xy, grid.confidence) if grid.found else (None, None,
                                                                                                grid.confidence)
@@ -434,10 +466,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
         # Fully pixelated, though flat or fine parts did not fire: one box, as restore sees it.
         return [_region((0, 0, w, h), grid)]
     ys, xs = np.nonzero(mask)
-    # Look a little beyond the tiles that fired: a mosaic may run past them.
-    pad = CROP_SIZE // 2
-    ax0, ay0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
-    ax1, ay1 = min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad)
+    ax0, ay0, ax1, ay1 = _around(mask)
     area = rgb[ay0:ay1, ax0:ax1]
     in_tiles = tile_grids()
     hints = [g.block_size for g in in_tiles]
@@ -454,11 +483,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
             if all(g.confidence > found[i][1].confidence for i in clash):
                 found = [f for i, f in enumerate(found) if i not in clash] + [(box, g)]
     found = sorted(found, key=lambda f: -box_area(f[0]))[:MAX_REGIONS]
-    regions = []
-    for (x0, y0, x1, y1), g in found:
-        g = type(g)(g.block_size, g.block_xy, ((g.phase_xy[0] + ax0) % g.block_xy[0],
-                                               (g.phase_xy[1] + ay0) % g.block_xy[1]), g.confidence)
-        regions.append(_region((x0 + ax0, y0 + ay0, x1 + ax0, y1 + ay0), g))
+    regions = [_region(box, g) for box, g in _shifted(found, ax0, ay0)]
     if not regions:
         fired_box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         flat = flat_mosaic_box(rgb, fired_box, [estimate_box_grid(rgb, fired_box), *in_tiles])

@@ -60,6 +60,9 @@ def is_photo_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridE
     return distinct >= MIN_PHOTO_DISTINCT and major <= MAX_PHOTO_MAJOR
 
 
-def find_photo_mosaics(rgb: np.ndarray, *, max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
-    """Censor mosaics on a photo that pass :func:`is_photo_mosaic`, largest first."""
-    return find_censor_mosaics(rgb, hints=PHOTO_HINTS, accept=is_photo_mosaic, min_blocks=2.0, max_boxes=max_boxes)
+def find_photo_mosaics(rgb: np.ndarray, *, near: np.ndarray | None = None,
+                       max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
+    """Censor mosaics on a photo that pass :func:`is_photo_mosaic` (touching ``near``, ``HxW``
+    bool, when given), largest first."""
+    return find_censor_mosaics(rgb, hints=PHOTO_HINTS, accept=is_photo_mosaic, min_blocks=2.0, near=near,
+                               max_boxes=max_boxes)

@@ -107,17 +107,19 @@ def _wins(box, grid: GridEstimate, other_box, other: GridEstimate) -> bool:
 
 
 def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_blocks: float = MIN_STRIP_BLOCKS,
+                        near: np.ndarray | None = None,
                         max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
     """Censor mosaics anywhere in an image: the boxes of
     :func:`~deepclarity.pixelation.find_pixelated_boxes` at each block size of ``hints`` (each
     box's own grid within :data:`HINT_RANGE` of the hint, at least ``min_blocks`` blocks on a
-    side) that pass ``accept(rgb, box, grid)`` (default :func:`is_censor_mosaic`, the screenshot
-    rule), without their blank outer lines (:func:`~deepclarity.pixelation.boxes.trim_blank`); of
-    overlapping boxes, the one :func:`_wins` says. Largest first, at most ``max_boxes``."""
+    side, touching ``near`` when given) that pass ``accept(rgb, box, grid)`` (default
+    :func:`is_censor_mosaic`, the screenshot rule), without their blank outer lines
+    (:func:`~deepclarity.pixelation.boxes.trim_blank`); of overlapping boxes, the one
+    :func:`_wins` says. Largest first, at most ``max_boxes``."""
     accept = is_censor_mosaic if accept is None else accept
     found: list[tuple[tuple[int, int, int, int], GridEstimate]] = []
     for hint in hints:
-        for box, grid in find_pixelated_boxes(rgb, hint, min_blocks=min_blocks,
+        for box, grid in find_pixelated_boxes(rgb, hint, min_blocks=min_blocks, near=near,
                                               min_block=HINT_RANGE[0] * hint, max_block=HINT_RANGE[1] * hint,
                                               max_boxes=max_boxes):
             if not accept(rgb, box, grid):
