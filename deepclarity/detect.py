@@ -36,6 +36,8 @@ PARTIAL_SHARE = 0.6
 #: when its boxes are the whole image or at least this many tiles fired; else only a mosaic whose
 #: colours are a censor's (:func:`~deepclarity.pixelation.find_censor_mosaics`) makes it pixelated.
 MIN_SCREEN_TILES = 3
+#: :attr:`Detection.basis` of a screen-like image pixelated where a censor mosaic's colours were found.
+SCREEN_CENSOR = "screen: mosaic colours"
 #: Images at least this many pixels on the short side are checked for being screen-like.
 MIN_SCREEN_SIDE = 64
 #: A photo the network scores at least this high, yet under its threshold, gets a second look
@@ -329,7 +331,7 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
         regions = [_region(box, grid) for box, grid in mosaics]
         top = regions[0]
         return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
-                       grid_confidence=top.confidence, regions=regions, basis="screen: mosaic colours")
+                       grid_confidence=top.confidence, regions=regions, basis=SCREEN_CENSOR)
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
 
 

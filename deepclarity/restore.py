@@ -25,7 +25,7 @@ from enum import StrEnum
 import numpy as np
 
 from .cache import ModelCache
-from .detect import Detection
+from .detect import SCREEN_CENSOR, Detection
 from .enhance import (DEFAULT_UPSCALER, MAX_OUTPUT_PIXELS, MAX_OUTSCALE, Upscaler, load_upscaler, resize_to,
                       sharpen, to_gray3)
 from .errors import DeepClarityError, ImageError
@@ -95,7 +95,8 @@ class Restored:
         sharpened: the unsharp-mask amount applied to what was restored or enhanced (0: none).
         boxes: for mosaics found by the detector's boxes (JPEG'd or resized ones), what was done
             to each box (:class:`~deepclarity.pixelation.RegionRestore`: ``restored``,
-            ``too-coarse``, ``kept``, ``no-grid``); empty on the other paths.
+            ``too-coarse``, ``kept``, ``no-grid``, and ``text``: a censor on a screenshot, never
+            restored); empty on the other paths.
     """
 
     image: LoadedImage
@@ -116,6 +117,11 @@ class Restored:
     def too_coarse(self) -> list[RegionRestore]:
         """The detected boxes left as they were because their blocks are too large to restore."""
         return [b for b in self.boxes if b.status == "too-coarse"]
+
+    @property
+    def over_text(self) -> list[RegionRestore]:
+        """The censor boxes on a screenshot left as they were: the text under them is gone."""
+        return [b for b in self.boxes if b.status == "text"]
 
     def to_record(self) -> dict:
         """The JSON-able summary the CLI prints per file."""
@@ -371,6 +377,14 @@ class Restorer:
 
         h, w = rgb8.shape[:2]
         located = locate(rgb8, detection, self.detector.threshold if threshold is None else threshold)
+        if located.basis == SCREEN_CENSOR:
+            # A censor mosaic on a screenshot is almost always over text: one colour per block
+            # cannot give the letters back, and smoothing the blocks only blurs them (measured:
+            # +0.01 dB over the censored-screenshot slice, the worst image -0.31 dB). Say so.
+            report = [RegionRestore(r.xyxy, r.block_size, "text") for r in located.regions]
+            base = resize_to(loaded.pixels, out_h, out_w)
+            return self._done(self._finish(loaded, base, out_h, out_w), Action.NO_GRID, located, t0, pixelated,
+                              boxes=report)
         # A box whose grid is a guess (the fallback of the tiles that fired, measured at low
         # confidence) has no block size to act on, or to call too coarse.
         boxes = [r if r.confidence >= MIN_BOX_GRID_CONFIDENCE else replace(r, block_size=None, phase=None)

@@ -122,6 +122,10 @@ def action_words(res: Restored, outscale: float, label: str) -> str:
     if res.action is Action.KEPT:
         return "kept as is" + resized
     if res.action is Action.NO_GRID:
+        if res.over_text:
+            where = "a censor box" if len(res.over_text) == 1 else f"{len(res.over_text)} censor boxes"
+            return (f"{where} on a screenshot, left as is: a mosaic over text keeps one colour per block, "
+                    f"and the letters cannot be recovered{resized}")
         if coarse:
             return f"{coarse}, so nothing was restored{resized}"
         return "no block grid was found, so nothing was restored" + resized

@@ -275,7 +275,8 @@ class RegionRestore:
     ``"restored"``, ``"too-coarse"`` (blocks of at least :data:`COARSE_BLOCK` px), ``"no-grid"``
     (no block size) or ``"kept"`` (the box is not block-constant on its grid, or the restoration
     did not explain its blocks; ``consistency_db`` is the failing PSNR, or for ``"restored"``
-    the restoration's re-averaged blocks against the input's)."""
+    the restoration's re-averaged blocks against the input's); the restorer adds ``"text"``
+    (a censor on a screenshot, left as it is: see :class:`deepclarity.restore.Restorer`)."""
 
     box: tuple[int, int, int, int]
     block_size: float | None

@@ -144,3 +144,22 @@ def test_detect_app_says_why_a_screen_verdict_differs_from_its_score():
     assert _caption(row).endswith("clean, p = 0.990 (screen: interface grid)")
     assert row.to_record()["basis"] == "screen: interface grid"
     assert "(" not in _caption(DetectRow("photo.png", pixelated=True, probability=0.99, basis="network"))
+
+
+def test_a_censor_on_a_screenshot_is_reported_not_restored(monkeypatch, stub_detector):
+    # Restoring text censors gains nothing measurable and can lose (eval_restore --suite censor):
+    # the restorer leaves them as they are and says why.
+    from deepclarity.apps.render import action_words
+    from deepclarity.restore import Action, Restorer
+
+    img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
+    out, _ = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
+    _fake_probs(monkeypatch, lambda i: 0.05)
+    restorer = Restorer("bicubic", device="cpu")
+    restorer.detector = stub_detector
+    res = restorer.restore(out)
+    assert res.pixelated and res.action is Action.NO_GRID
+    assert [b.status for b in res.boxes] == ["text"] and res.over_text == res.boxes
+    assert np.array_equal(res.image.pixels, out)
+    assert "letters cannot be recovered" in action_words(res, 1.0, "bicubic")
+    assert res.to_record()["boxes"][0]["status"] == "text"
