@@ -233,7 +233,7 @@ def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str =
     import torch
 
     from .models import get_spec
-    from .runtime import select_device
+    from .runtime import model_channels_last, select_device
 
     models = sr_bench_models() if models is None else models
     options = cpu_options() if options is None else list(options)
@@ -263,8 +263,6 @@ def bench_sr(models: tuple[str, ...] | list[str] | None = None, *, device: str =
                 elif key not in row["cpu_s"] or seconds < row["cpu_s"][key]:
                     row["cpu_s"][key] = seconds
                     if upscaler.model is not None and option.startswith("torch-"):
-                        from .runtime import model_channels_last
-
                         row["cpu_channels_last"][key] = model_channels_last(upscaler.model)
         rows.append(row)
     return {

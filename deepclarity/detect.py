@@ -19,8 +19,8 @@ from .errors import ImageError
 from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
-           "aggregate", "pad_small", "locate", "screen_verdict", "second_look", "find_regions", "load_detector", "default_threshold",
-           "to_uint8"]
+           "aggregate", "pad_small", "locate", "screen_verdict", "second_look", "find_regions", "load_detector",
+           "default_threshold", "to_uint8", "SCREEN_CENSOR", "SECOND_LOOK_P"]
 
 #: At most this many boxes are reported per image (largest first).
 MAX_REGIONS = 8

@@ -36,8 +36,8 @@ MAX_BF16_PSNR_DELTA_DB = 0.02
 @dataclass(frozen=True)
 class InferenceChoice:
     """How a generator runs: ``precision`` (fp32/bf16/fp16), ``backend`` (torch/onnx), why, and
-    whether PyTorch on the CPU runs it in channels_last memory (measured per option, faster for
-    plain 3x3 convolutions, slower for depthwise ones; ``None``: the device's default)."""
+    whether PyTorch on the CPU runs it in channels_last memory (as measured per option and
+    recorded in the card; ``None``: the device's default)."""
 
     precision: str
     backend: str

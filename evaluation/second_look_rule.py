@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         img = read_image(path).pixels[..., :3]
         for name in SLICES:
             rng = slice_rng(args.seed, name, i)
-            image = build_censor_variant(img, name, rng)[0] if name == "photo censor" else build_variant(img, name, rng).image
+            if name == "photo censor":
+                image = build_censor_variant(img, name, rng)[0]
+            else:
+                image = build_variant(img, name, rng).image
             alone = network.detect(image, estimate_block=False)
             band = not alone.pixelated and alone.probability >= SECOND_LOOK_P
             counts[name] += (1, alone.pixelated, looked.detect(image).pixelated, band)

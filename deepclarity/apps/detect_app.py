@@ -76,7 +76,7 @@ def _caption(row: DetectRow) -> str:
         text += f", blocks ≈ {row.block_size:.1f} px"
     if row.regions:
         text += f", {len(row.regions)} box{'es' if len(row.regions) != 1 else ''}"
-    if row.basis and row.basis != "network":  # a screen check or second look: say why the verdict is not the score's
+    if row.basis and row.basis != "network":  # screen check or second look: why the verdict differs
         text += f" ({row.basis})"
     return text
 

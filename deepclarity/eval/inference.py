@@ -40,7 +40,6 @@ def measure_inference(name: str, sets: list[tuple[str, list[Path]]], *, repeats:
     the command and writes it into the model card."""
     from ..bench import bench_sr, cpu_options
     from ..models import get_spec
-
     from ..models.weights import read_card, write_card
 
     spec = get_spec(name)

@@ -352,8 +352,8 @@ def _partial_rows(gray: np.ndarray, y0: int, x0: int, x1: int, edges: np.ndarray
     ``y0 - 1`` counts when it is flat within each cell (:data:`FLAT_CELL_STD`, 80% of the cells)
     and changes at the cells' edges only (80% of its steps above :data:`NOISE`, one of at least
     twice :data:`MIN_STEP`: a smooth picture changes everywhere, a blank margin nowhere or only
-    by the JPEG ringing of the cells beside it); each row further up counts while it repeats the one below it within
-    :data:`NOISE`; at most a block less one pixel."""
+    by the JPEG ringing of the cells beside it); each row further up counts while it repeats the
+    one below it within :data:`NOISE`; at most a block less one pixel."""
     count = 0
     below = None
     boundary = np.zeros(max(0, x1 - x0 - 1), bool)
@@ -440,7 +440,8 @@ def _holds_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEst
 
 def find_pixelated_boxes(img: np.ndarray, block: float, *, near: np.ndarray | None = None,
                          min_blocks: float = 2.0, min_confidence: float = 0.5, min_block: float = 2.0,
-                         max_block: float = MAX_BLOCK, max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
+                         max_block: float = MAX_BLOCK,
+                         max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
     """Boxes of blocks of about ``block`` pixels in ``img`` (``HxW[xC]`` uint8), largest first.
 
     The block-like neighbourhoods of :func:`grid_evidence` (at least :data:`MIN_DENSITY`),

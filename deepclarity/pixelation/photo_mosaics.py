@@ -7,10 +7,11 @@ it also finds "mosaics" in fine texture, and a JPEG'd photo's own 8 px DCT block
 like one. So a box counts only when it passes a strict version of the screenshot rule
 (:func:`~deepclarity.pixelation.screens.mosaic_colours`: a confident grid of at least
 :data:`MIN_PHOTO_BLOCK` px, nearly all cells flat, many distinct flat-cell colours, no one or two
-colours dominating) and its block is not JPEG's 8 px (:func:`jpeg_grid`). :meth:`deepclarity.detect.Detector.detect`
-takes this look only when the network's probability is at least ``SECOND_LOOK_P``; the
-thresholds were chosen on training photos (clean, JPEG q30, upscaled, blurred, and partial
-censors), never on the benchmark.
+colours dominating) and its block is not JPEG's 8 px (:func:`jpeg_grid`).
+:meth:`deepclarity.detect.Detector.detect` takes this look only when the network's probability is
+at least ``SECOND_LOOK_P``; the thresholds were chosen on training photos (clean, JPEG q30,
+upscaled, blurred, and partial censors; ``python -m evaluation.second_look_rule``), never on the
+benchmark.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from .grid import GridEstimate
 from .screens import find_censor_mosaics, mosaic_colours
 
 __all__ = ["PHOTO_HINTS", "MIN_PHOTO_BLOCK", "MIN_PHOTO_CONFIDENCE", "MIN_PHOTO_DISTINCT", "MAX_PHOTO_MAJOR",
-           "MIN_PHOTO_FLAT",
-           "jpeg_grid", "is_photo_mosaic", "find_photo_mosaics"]
+           "MIN_PHOTO_FLAT", "jpeg_grid", "is_photo_mosaic", "find_photo_mosaics"]
 
 #: Block sizes looked for on photos (censors over faces and plates run coarser than on text).
 PHOTO_HINTS = (4.0, 6.0, 9.0, 13.0, 18.0, 24.0)

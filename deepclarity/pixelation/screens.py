@@ -21,8 +21,9 @@ from .boxes import (FLAT_CELL_STD, box_area, box_overlap, cell_stats, extend_to_
                     find_pixelated_boxes, trim_blank)
 from .grid import GridEstimate
 
-__all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE", "screen_like",
-           "mosaic_colours", "is_censor_mosaic", "find_censor_mosaics"]
+__all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE",
+           "BLOCK_HINTS", "HINT_RANGE", "MIN_STRIP_BLOCKS", "screen_like", "mosaic_colours", "is_censor_mosaic",
+           "find_censor_mosaics"]
 
 #: An image is screen-like when one exact colour covers at least this share of its pixels.
 SCREEN_SHARE = 0.25
@@ -36,10 +37,10 @@ MIN_CENSOR_CONFIDENCE = 0.65
 MIN_DISTINCT = 12
 #: ... and its two most common flat-cell colours cover at most this share of its flat cells.
 MAX_MAJOR_SHARE = 0.8
-#: Block sizes :func:`find_censor_mosaics` looks for; a box's own grid is measured inside it,
-#: within these factors of the hint (the letters of a text line repeat every few blocks and can
-#: fit a multiple of the block better than the block itself).
+#: Block sizes :func:`find_censor_mosaics` looks for.
 BLOCK_HINTS = (4.0, 7.0, 10.0, 13.0, 16.0)
+#: A box's own grid is measured inside it within these factors of the hint: the letters of a
+#: text line repeat every few blocks and can fit a multiple of the block better than the block.
 HINT_RANGE = (0.6, 1.5)
 #: A censor over one line of text may be a single block high (the length carries the grid).
 MIN_STRIP_BLOCKS = 1.0
