@@ -15,35 +15,24 @@ factor 1.5-2 + JPEG, mosaic; :mod:`deepclarity.eval.detect`), which the check mu
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from deepclarity.datasets import default_data_dir
 from deepclarity.detect import Detector
 from deepclarity.eval.detect import build_variant, slice_rng
-from deepclarity.eval.detect_report import environment
-from deepclarity.files import atomic_write
 from deepclarity.io import read_image
 from deepclarity.pixelation import SCREEN_SHARE, screen_like
+from evaluation.rule_table import rule_parser, write_rule_table
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SLICES = ("screens clean", "screens censored", "snippets clean", "snippets censored", "pixelated 2-3",
           "pixelated+jpeg", "mosaic")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--every", type=int, default=4, help="use every N-th screenshot (sorted by name)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS / "screens_rule.md")
-    args = parser.parse_args(argv)
+    args = rule_parser(__doc__, every=4, every_help="use every N-th screenshot (sorted by name)",
+                       out_name="screens_rule.md").parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -63,20 +52,13 @@ def main(argv: list[str] | None = None) -> int:
             counts[name] += (1, network.detect(v.image, estimate_block=False).pixelated,
                              checked.detect(v.image).pixelated,
                              screen_like(v.image) >= SCREEN_SHARE)
-    command = "python -m evaluation.screens_rule " + shlex.join(argv if argv is not None else sys.argv[1:])
-    lines = [f"`{command.strip()}`", "",
-             f"Shipped method-2 detector (threshold {checked.threshold:.4f}) on {len(files)} screenshots of "
+    intro = (f"Shipped method-2 detector (threshold {checked.threshold:.4f}) on {len(files)} screenshots of "
              f"`train/screens` (every {args.every}th; where the check's thresholds were chosen), seed {args.seed}: "
-             "share of images called pixelated by the network alone and with the screenshot check.", "",
-             "| slice | label | images | screen-like | network alone | with the screenshot check |",
-             "|---|---|---:|---:|---:|---:|"]
-    for name, (n, net, chk, screen) in counts.items():
-        label = "clean" if "clean" in name else "pixelated"
-        lines.append(f"| {name} | {label} | {n} | {screen / n:.1%} | {net / n:.1%} | {chk / n:.1%} |")
-    env_text, _ = environment("cpu", ["canny"])
-    lines += ["", f"{env_text}; {time.perf_counter() - t0:.0f} s", ""]
-    atomic_write(args.out, "\n".join(lines).encode())
-    print("\n".join(lines))
+             "share of images called pixelated by the network alone and with the screenshot check.")
+    rows = [(name, "clean" if "clean" in name else "pixelated", int(n), [screen, net, chk])
+            for name, (n, net, chk, screen) in counts.items()]
+    write_rule_table("screens_rule", argv, intro, ["screen-like", "network alone", "with the screenshot check"],
+                     rows, t0, args.out)
     return 0
 
 

@@ -15,23 +15,18 @@ pixelated by each, and how many images the network scored in the second look's b
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from deepclarity.datasets import default_data_dir
 from deepclarity.detect import SECOND_LOOK_P, Detector
 from deepclarity.eval.censor import build_censor_variant
 from deepclarity.eval.detect import build_variant, slice_rng
-from deepclarity.eval.detect_report import environment
-from deepclarity.files import atomic_write
 from deepclarity.io import read_image
+from evaluation.rule_table import rule_parser, write_rule_table
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SLICES = ("clean", "jpeg q30", "bicubic-upscaled", "blurred", "photo censor")
 
 
@@ -47,13 +42,8 @@ def training_photos(data: Path, every: int) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--every", type=int, default=5, help="use every N-th bsds400 photo (sorted by name)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS / "second_look_rule.md")
-    args = parser.parse_args(argv)
+    args = rule_parser(__doc__, every=5, every_help="use every N-th bsds400 photo (sorted by name)",
+                       out_name="second_look_rule.md").parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -76,21 +66,14 @@ def main(argv: list[str] | None = None) -> int:
             alone = network.detect(image, estimate_block=False)
             band = not alone.pixelated and alone.probability >= SECOND_LOOK_P
             counts[name] += (1, alone.pixelated, looked.detect(image).pixelated, band)
-    command = "python -m evaluation.second_look_rule " + shlex.join(argv if argv is not None else sys.argv[1:])
-    lines = [f"`{command.strip()}`", "",
-             f"Shipped method-2 detector (threshold {looked.threshold:.4f}) on {len(files)} training photos "
+    intro = (f"Shipped method-2 detector (threshold {looked.threshold:.4f}) on {len(files)} training photos "
              f"(where the second look's thresholds were chosen), seed {args.seed}: share of images called "
              f"pixelated by the network alone and with the second look, which runs on images the network "
-             f"scored from {SECOND_LOOK_P} up to the threshold.", "",
-             "| slice | label | images | in the look's band | network alone | with the second look |",
-             "|---|---|---:|---:|---:|---:|"]
-    for name, (n, alone, look, band) in counts.items():
-        label = "pixelated" if name == "photo censor" else "clean"
-        lines.append(f"| {name} | {label} | {n} | {band / n:.1%} | {alone / n:.1%} | {look / n:.1%} |")
-    env_text, _ = environment("cpu", ["canny"])
-    lines += ["", f"{env_text}; {time.perf_counter() - t0:.0f} s", ""]
-    atomic_write(args.out, "\n".join(lines).encode())
-    print("\n".join(lines))
+             f"scored from {SECOND_LOOK_P} up to the threshold.")
+    rows = [(name, "pixelated" if name == "photo censor" else "clean", int(n), [band, alone, look])
+            for name, (n, alone, look, band) in counts.items()]
+    write_rule_table("second_look_rule", argv, intro, ["in the look's band", "network alone", "with the second look"],
+                     rows, t0, args.out)
     return 0
 
 

@@ -316,3 +316,15 @@ def random_sr_weights(monkeypatch, sr_weights_dir) -> Path:
     clear_model_caches()
     yield sr_weights_dir
     clear_model_caches()
+
+
+@pytest.fixture
+def stub_detector():
+    """A method-2 detector whose model is never run (tests fake its tile probabilities), with the
+    screenshot check and the second look on, threshold 0.5."""
+    from deepclarity.detect import Detector
+
+    det = Detector.__new__(Detector)
+    det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
+    det.screen_check, det.second_look = True, True
+    return det

@@ -132,15 +132,6 @@ def _fake_probs(monkeypatch, fn):
     monkeypatch.setattr(Detector, "tile_probabilities", probs)
 
 
-@pytest.fixture
-def stub_detector(monkeypatch):
-    """A detector whose model is never run (tile probabilities are faked per test)."""
-    det = Detector.__new__(Detector)
-    det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
-    det.screen_check, det.second_look = True, True
-    return det
-
-
 def test_full_image_pixelation_is_one_box(monkeypatch, stub_detector):
     _fake_probs(monkeypatch, lambda c: 0.99)
     img = pixelate(np.ascontiguousarray(skdata.astronaut()[:320, :320]), 4)

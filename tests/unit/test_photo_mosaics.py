@@ -104,11 +104,9 @@ def _fake_probs(monkeypatch, p):
 
 
 @pytest.fixture
-def stub(monkeypatch):
-    det = Detector.__new__(Detector)
-    det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.9, 24, 8
-    det.screen_check, det.second_look = True, True
-    return det
+def stub(stub_detector):
+    stub_detector.threshold = 0.9  # 0.5 is in the second look's band, under this threshold
+    return stub_detector
 
 
 @pytest.mark.parametrize("quality", [None, 90])

@@ -87,14 +87,6 @@ def _fake_probs(monkeypatch, fn):
                         lambda self, crops: np.array([fn(next(calls)) for _ in crops], np.float32))
 
 
-@pytest.fixture
-def stub_detector():
-    det = Detector.__new__(Detector)
-    det.method, det.threshold, det.max_tiles, det.batch_size = "canny", 0.5, 24, 8
-    det.screen_check, det.second_look = True, True
-    return det
-
-
 def test_network_firing_on_a_tile_or_two_of_a_clean_screen_is_overruled(monkeypatch, stub_detector):
     img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)  # 600x480: 12 tiles
     _fake_probs(monkeypatch, lambda i: 0.99 if i < 2 else 0.05)
