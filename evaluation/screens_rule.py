@@ -6,7 +6,8 @@
 
 For every ``--every``-th screenshot, each slice below is built (fixed seed, as the detection
 benchmark builds its slices) and the shipped method-2 detector is run twice: the network alone
-(``Detector(screen_check=False)``) and with the screenshot check (the default). The table gives the
+(``Detector(screen_check=False, second_look=False)``) and as shipped (the default: the screenshot
+check and, on images that are not screen-like, the second look). The table gives the
 share of images called pixelated by each, and the share that are screen-like
 (``pixelation.screen_like``). Slices: clean and censored screenshots and snippets
 (:mod:`deepclarity.eval.censor`), and full-image pixelation of the screenshots (factor 2-3,
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"screens_rule: no screenshots in {folder}", file=sys.stderr)
         return 1
-    network = Detector("canny", device="cpu", screen_check=False)
+    network = Detector("canny", device="cpu", screen_check=False, second_look=False)
     checked = Detector("canny", device="cpu")
     counts = {s: np.zeros(4, int) for s in SLICES}  # images, network, checked, screen-like
     t0 = time.perf_counter()
