@@ -467,7 +467,6 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     if grid.found and _explains_image(rgb, grid):
         # Fully pixelated, though flat or fine parts did not fire: one box, as restore sees it.
         return [_region((0, 0, w, h), grid)]
-    ys, xs = np.nonzero(mask)
     ax0, ay0, ax1, ay1 = _around(mask)
     area = rgb[ay0:ay1, ax0:ax1]
     in_tiles = tile_grids()
@@ -487,7 +486,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     found = sorted(found, key=lambda f: -box_area(f[0]))[:MAX_REGIONS]
     regions = [_region(box, g) for box, g in _shifted(found, ax0, ay0)]
     if not regions:
-        fired_box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        fired_box = _around(mask, pad=0)
         flat = flat_mosaic_box(rgb, fired_box, [estimate_box_grid(rgb, fired_box), *in_tiles])
         regions = [_region(*flat) if flat is not None else _region(fired_box, grid)]
     return regions

@@ -245,26 +245,34 @@ def snap_box(box: tuple[int, int, int, int], grid: GridEstimate, height: int, wi
     return nx0, ny0, nx1, ny1
 
 
-def _cell_averager(box: tuple[int, int, int, int], grid: GridEstimate):
-    """A function taking an ``HxW`` array over ``box`` to the mean of each cell of ``grid`` over
-    its interior only (a fifth of the block, at least 1 px, off every side), so a grid phase off
-    by a pixel or JPEG ringing at the cell's edges does not make a mosaic cell busy."""
+def _cell_edges(box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)``: the edges of ``grid``'s cells inside ``box``, relative to its corner."""
     from .recover import block_edges
 
     x0, y0, x1, y1 = box
     (bx, by), (px, py) = grid.block_xy, grid.phase_xy
-    rows = block_edges(y1 - y0, by, (py - y0) % by)
-    cols = block_edges(x1 - x0, bx, (px - x0) % bx)
+    return block_edges(y1 - y0, by, (py - y0) % by), block_edges(x1 - x0, bx, (px - x0) % bx)
 
-    def interior(edges: np.ndarray, block: float) -> np.ndarray:
-        margin = max(1, int(block) // 5)
-        idx = np.arange(edges[-1])
-        cell = np.searchsorted(edges, idx, side="right") - 1
-        inside = (idx - edges[cell] >= margin) & (edges[cell + 1] - 1 - idx >= margin)
-        small = np.diff(edges) <= 2 * margin  # cells too thin for an interior: use all of them
-        return (inside | small[cell]).astype(np.float64)
 
-    weight = np.outer(interior(rows, by), interior(cols, bx))
+def _interior(edges: np.ndarray, block: float) -> np.ndarray:
+    """Per pixel along one axis split into spans at ``edges``: 1.0 where the pixel lies a fifth
+    of the block (at least 1 px) in from both ends of its span, else 0.0; spans too thin to have
+    an interior count whole."""
+    margin = max(1, int(block) // 5)
+    idx = np.arange(edges[-1])
+    span = np.searchsorted(edges, idx, side="right") - 1
+    inside = (idx - edges[span] >= margin) & (edges[span + 1] - 1 - idx >= margin)
+    small = np.diff(edges) <= 2 * margin
+    return (inside | small[span]).astype(np.float64)
+
+
+def _cell_averager(box: tuple[int, int, int, int], grid: GridEstimate):
+    """A function taking an ``HxW`` array over ``box`` to the mean of each cell of ``grid`` over
+    its interior only (:func:`_interior`), so a grid phase off by a pixel or JPEG ringing at the
+    cell's edges does not make a mosaic cell busy."""
+    rows, cols = _cell_edges(box, grid)
+    (bx, by) = grid.block_xy
+    weight = np.outer(_interior(rows, by), _interior(cols, bx))
 
     def cells(a: np.ndarray) -> np.ndarray:
         return np.add.reduceat(np.add.reduceat(a, rows[:-1], axis=0), cols[:-1], axis=1)
@@ -305,13 +313,8 @@ def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate
     """``box`` without the outer lines of cells (rows or columns of ``grid``) of which less than
     ``share`` are flat (:func:`cell_flatness`): the block-evidence map runs a block or two past a
     mosaic into the picture, and restoring those cells would flatten real detail."""
-    from .recover import block_edges
-
-    x0, y0, x1, y1 = box
     flat = cell_flatness(img, box, grid)
-    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
-    rows = block_edges(y1 - y0, by, (py - y0) % by) + y0
-    cols = block_edges(x1 - x0, bx, (px - x0) % bx) + x0
+    rows, cols = _cell_edges(box, grid)
     r0, r1, c0, c1 = 0, flat.shape[0], 0, flat.shape[1]
     while r1 - r0 > 2 and c1 - c0 > 2:
         sides = {"top": flat[r0, c0:c1].mean(), "bottom": flat[r1 - 1, c0:c1].mean(),
@@ -327,18 +330,13 @@ def trim_box(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate
             c0 += 1
         else:
             c1 -= 1
-    return int(cols[c0]), int(rows[r0]), int(cols[c1]), int(rows[r1])
+    return box[0] + int(cols[c0]), box[1] + int(rows[r0]), box[0] + int(cols[c1]), box[1] + int(rows[r1])
 
 
 def _span_stats(line: np.ndarray, edges: np.ndarray, block: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of ``line`` (1-D gray) over each span ``[edges[k], edges[k+1])``,
-    a fifth of the block (at least 1 px) in from each end, as :func:`_cell_averager` does."""
-    margin = max(1, int(block) // 5)
-    idx = np.arange(line.size)
-    span = np.searchsorted(edges, idx, side="right") - 1
-    inside = (idx - edges[span] >= margin) & (edges[span + 1] - 1 - idx >= margin)
-    inside |= (np.diff(edges) <= 2 * margin)[span]
-    wgt = inside.astype(np.float64)
+    its interior only (:func:`_interior`), as :func:`_cell_averager` does."""
+    wgt = _interior(edges, block)
     n = np.maximum(np.add.reduceat(wgt, edges[:-1]), 1.0)
     mean = np.add.reduceat(line * wgt, edges[:-1]) / n
     var = np.add.reduceat(line * line * wgt, edges[:-1]) / n - mean * mean
@@ -382,19 +380,19 @@ def extend_to_partial_cells(img: np.ndarray, box: tuple[int, int, int, int],
     """``box`` (sides on lines of ``grid``) grown on each side by the mosaic's partial cells
     beyond it (:func:`_partial_rows`), to the pixel: a text-line censor 20 px tall with 12 px
     blocks is mostly partial cells."""
-    from .recover import block_edges
-
-    gray = _gray(np.asarray(img)).astype(np.float32)
+    rows, cols = _cell_edges(box, grid)
+    (bx, by) = grid.block_xy
+    reach = int(np.ceil(max(bx, by)))  # partial cells are under a block deep: gray only that far
+    arr = np.asarray(img)
+    ox, oy = max(0, box[0] - reach), max(0, box[1] - reach)
+    gray = _gray(arr[oy:box[3] + reach, ox:box[2] + reach]).astype(np.float32)
     h, w = gray.shape
-    x0, y0, x1, y1 = box
-    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
-    cols = block_edges(x1 - x0, bx, (px - x0) % bx)
-    rows = block_edges(y1 - y0, by, (py - y0) % by)
+    x0, y0, x1, y1 = box[0] - ox, box[1] - oy, box[2] - ox, box[3] - oy
     top = _partial_rows(gray, y0, x0, x1, cols, by)
     bottom = _partial_rows(gray[::-1], h - y1, x0, x1, cols, by)
     left = _partial_rows(gray.T, x0, y0, y1, rows, bx)
     right = _partial_rows(gray.T[::-1], w - x1, y0, y1, rows, bx)
-    return x0 - left, y0 - top, x1 + right, y1 + bottom
+    return box[0] - left, box[1] - top, box[2] + right, box[3] + bottom
 
 
 def trim_blank(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[int, int, int, int]:
@@ -402,16 +400,12 @@ def trim_blank(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstima
     ``2 * NOISE``), down to a single line: the background around a censored line of text, which
     no one can tell from an invisible censored margin, and which would put the box a block or
     more past the censor on every side."""
-    from .recover import block_edges
-
     x0, y0, x1, y1 = box
     average = _cell_averager(box, grid)
     gray = _gray(np.asarray(img)[y0:y1, x0:x1]).astype(np.float64)
     mean = average(gray)
     flat = average(gray * gray) - mean * mean <= FLAT_CELL_STD ** 2
-    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
-    rows = block_edges(y1 - y0, by, (py - y0) % by) + y0
-    cols = block_edges(x1 - x0, bx, (px - x0) % bx) + x0
+    rows, cols = _cell_edges(box, grid)
     r0, r1, c0, c1 = 0, flat.shape[0], 0, flat.shape[1]
 
     def blank(f: np.ndarray, m: np.ndarray) -> bool:
@@ -428,7 +422,7 @@ def trim_blank(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstima
             c1 -= 1
         else:
             break
-    return int(cols[c0]), int(rows[r0]), int(cols[c1]), int(rows[r1])
+    return x0 + int(cols[c0]), y0 + int(rows[r0]), x0 + int(cols[c1]), y0 + int(rows[r1])
 
 
 def _holds_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> bool:
