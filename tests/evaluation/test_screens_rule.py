@@ -10,20 +10,14 @@ from evaluation import screens_rule
 from training.carriers import render_text
 
 
-def test_screens_rule_table(tmp_path):
+def test_screens_rule_table(tmp_path, rule_table_rows):
     screens = tmp_path / "data" / "train" / "screens"
     screens.mkdir(parents=True)
     for i in range(2):
         Image.fromarray(render_text(200, 320, np.random.default_rng(i))).save(screens / f"s{i}.png")
     out = tmp_path / "rule.md"
     assert screens_rule.main(["--data", str(tmp_path / "data"), "--every", "1", "--out", str(out)]) == 0
-    text = out.read_text()
-    assert text.startswith("`python -m evaluation.screens_rule --data ")
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [r.split(" | ")[0][2:] for r in rows] == list(screens_rule.SLICES)
-    for r in rows:
-        cells = r.strip("| ").split(" | ")
-        assert cells[2] == "2" and all(c.endswith("%") for c in cells[3:])
+    rows = rule_table_rows(out.read_text(), "screens_rule", screens_rule.SLICES, 2)
     # Rendered text on a flat background is screen-like, so the check runs on every clean screenshot.
-    assert rows[0].split(" | ")[3] == "100.0%"
+    assert rows[0][3] == "100.0%"
     assert screens_rule.main(["--data", str(tmp_path / "empty")]) == 1
