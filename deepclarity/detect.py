@@ -31,6 +31,9 @@ FULL_IMAGE_SHARE = 0.75
 WEAK_FULL_GRID = 0.6
 #: ... and they make the region when they cover at most this share of the image.
 PARTIAL_SHARE = 0.6
+#: When the block sizes measured in the fired tiles lead to no box, the box search is run again
+#: at every photo block size, keeping boxes with at least this share of flat cells.
+FALLBACK_FLAT_SHARE = 0.8
 
 #: On a screen-like image (:func:`~deepclarity.pixelation.screen_like`) the network's verdict stands
 #: when its boxes are the whole image or at least this many tiles fired; else only a mosaic whose
@@ -430,6 +433,13 @@ def _explains_image(rgb: np.ndarray, grid) -> bool:
     return snapped.found and grid_fit(rgb, recover_lowres(rgb, snapped, refine=False), snapped) >= MIN_GRID_FIT_DB
 
 
+def _mostly_flat(rgb: np.ndarray, box: tuple[int, int, int, int], grid) -> bool:
+    """Whether at least :data:`FALLBACK_FLAT_SHARE` of ``grid``'s cells in ``box`` are flat."""
+    from .pixelation import cell_flatness
+
+    return float(cell_flatness(rgb, box, grid).mean()) >= FALLBACK_FLAT_SHARE
+
+
 def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False, tiles=()) -> list[Region]:
     """The pixelated boxes of an image the detector called pixelated (see :class:`Detection`).
 
@@ -442,14 +452,17 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     tiles fired but the image-wide grid explains the whole image (:func:`_explains_image`: flat
     sky or fine texture of a pixelated photo need not fire). Otherwise the boxes of
     :func:`~deepclarity.pixelation.find_pixelated_boxes` near the tiles that fired, each with
-    its own grid, at most :data:`MAX_REGIONS`; when none is found, the flat-celled mosaic inside
+    its own grid, at most :data:`MAX_REGIONS`; when none is found, those at every photo block size
+    (:data:`~deepclarity.pixelation.PHOTO_HINTS`) whose cells are mostly flat
+    (:data:`FALLBACK_FLAT_SHARE`); when still none, the flat-celled mosaic inside
     the bounding box of the tiles that fired (:func:`~deepclarity.pixelation.flat_mosaic_box`:
     resized mosaics), else that bounding box itself with the image-wide grid. Boxes are looked
     for at the block sizes measured inside the (up to three most confident) ``tiles`` that
     fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
     more confident grid stays.
     """
-    from .pixelation import box_area, box_overlap, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box
+    from .pixelation import (PHOTO_HINTS, box_area, box_overlap, estimate_box_grid, find_censor_mosaics,
+                             find_pixelated_boxes, flat_mosaic_box)
 
     h, w = rgb.shape[:2]
 
@@ -483,6 +496,11 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
             clash = [i for i, (b2, g2) in enumerate(found) if box_overlap(box, b2) > 0.3]
             if all(g.confidence > found[i][1].confidence for i in clash):
                 found = [f for i, f in enumerate(found) if i not in clash] + [(box, g)]
+    if not found:
+        # The hints came from grids measured over whole tiles, which a mosaic of a few large cells
+        # or a JPEG'd one can mislead (a multiple of the block); search every photo block size.
+        found = find_censor_mosaics(area, hints=PHOTO_HINTS, accept=_mostly_flat, min_blocks=2.0,
+                                    near=mask[ay0:ay1, ax0:ax1], max_boxes=MAX_REGIONS)
     found = sorted(found, key=lambda f: -box_area(f[0]))[:MAX_REGIONS]
     regions = [_region(box, g) for box, g in _shifted(found, ax0, ay0)]
     if not regions:

@@ -23,13 +23,14 @@ from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
 from .recover import (MIN_GRID_FIT_DB, block_edges, expand_lowres, grid_axes, grid_edges, grid_fit, lowres_shape,
                       recover_lowres, refine_grid)
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
-from .boxes import box_area, box_overlap, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box, grid_evidence
+from .boxes import (box_area, box_overlap, cell_flatness, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box,
+                    grid_evidence)
 from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, screen_like
-from .photo_mosaics import find_photo_mosaics, is_photo_mosaic, jpeg_grid
+from .photo_mosaics import PHOTO_HINTS, find_photo_mosaics, is_photo_mosaic, jpeg_grid
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
            "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "lowres_shape", "refine_grid", "recover_lowres",
            "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
-           "flat_mosaic_box", "grid_evidence",
+           "flat_mosaic_box", "grid_evidence", "cell_flatness",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "SCREEN_SHARE", "screen_like", "is_censor_mosaic",
-           "find_censor_mosaics", "find_photo_mosaics", "is_photo_mosaic", "jpeg_grid"]
+           "find_censor_mosaics", "find_photo_mosaics", "is_photo_mosaic", "jpeg_grid", "PHOTO_HINTS"]

@@ -136,3 +136,22 @@ def test_second_look_leaves_clean_photos_clean(monkeypatch, stub, quality):
         assert find_photo_mosaics(photo) == []
         det = stub.detect(photo)
         assert not det.pixelated and det.basis == "network" and det.regions == []
+
+
+def test_regions_fall_back_to_every_photo_block_size():
+    # A mosaic of 5 x 3 cells of 16 px, JPEG'd: the grid measured over the tiles that fired is
+    # not its block (29 px), and the boxes searched at that size or inside those tiles miss it;
+    # searched at every photo block size, its cells are found.
+    from deepclarity.detect import find_regions
+    from deepclarity.pixelation import estimate_grid
+
+    photo = np.ascontiguousarray(skdata.astronaut())
+    out, truth = censor_regions(photo, [(128, 128, 211, 181)], 16, phases=[(2, 3)], mode="average")
+    out = jpeg(out, 80)
+    mask = np.zeros((512, 512), bool)
+    mask[0:320, 0:320] = True  # the four 160 px tiles around the mosaic
+    grid = estimate_grid(out, mask)
+    assert abs(grid.block_size - 16) > 8
+    regions = find_regions(out, mask, grid)
+    assert regions[0].block_size == pytest.approx(16, rel=0.1)
+    assert _iou(truth, regions[0].xyxy, 512, 512) >= 0.6
