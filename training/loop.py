@@ -157,9 +157,14 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- where to start
 
-    def resume(self, map_location: torch.device | str = "cpu") -> dict | None:
+    def resume(self, map_location: torch.device | str = "cpu", *, run_fields: Iterable[str] = ()) -> dict | None:
         """Load ``last.pt`` if there is one: set :attr:`progress` from it and return the whole
-        state (the caller loads its own state dicts from it); ``None`` without a checkpoint."""
+        state (the caller loads its own state dicts from it); ``None`` without a checkpoint.
+
+        When the checkpoint was written by another command (a run resumed with a longer schedule
+        or time budget), the card of the weights that command shipped is summarised by
+        ``run_fields`` into ``earlier_runs``, as :meth:`continue_from_weights` does, so that the
+        card names every command that trained the weights."""
         if not self.ckpt_path.is_file():
             return None
         state = torch.load(self.ckpt_path, map_location=map_location, weights_only=False)
@@ -169,6 +174,11 @@ class Trainer:
         p.seconds = state.get("seconds", 0.0)
         p.started_from = state.get("started_from", p.started_from)
         p.earlier_runs = state.get("earlier_runs", [])
+        if run_fields and state.get("command") != self.command:
+            card = read_card(self.weights) or {}
+            shipped = card.get("command") not in (None, self.command)
+            if shipped and all(r.get("sha256") != card.get("sha256") for r in p.earlier_runs):
+                p.earlier_runs = p.earlier_runs + [{k: card[k] for k in run_fields if k in card}]
         p.schedule_start = state.get("schedule_start", 0)
         if self.dist.main:
             print(f"resumed from {self.ckpt_path} at step {p.step}", file=sys.stderr)
@@ -217,8 +227,8 @@ class Trainer:
         if not self.dist.main:
             return
         p = self.progress
-        state = {**states, "step": p.step, "samples": self.samples, "best": p.best, "seconds": self.seconds,
-                 "started_from": p.started_from, "earlier_runs": p.earlier_runs,
+        state = {**states, "command": self.command, "step": p.step, "samples": self.samples, "best": p.best,
+                 "seconds": self.seconds, "started_from": p.started_from, "earlier_runs": p.earlier_runs,
                  "schedule_start": p.schedule_start, "args": self.args}
         buf = io.BytesIO()
         torch.save(state, buf)

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                   schedule=Schedule(args.lr, args.steps, args.warmup), batch=args.batch, optimizers=[opt],
                   best_key="val_acc", command=command_line("training.train_detector", argv), args=vars(args),
                   minutes=args.minutes, val_every=args.val_every, dist=dist)
-    state = run.resume("cpu")
+    state = run.resume("cpu", run_fields=RUN_FIELDS)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])

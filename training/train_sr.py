@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                   optimizers=[opt, opt_d] if gan else [opt], best_key="val_psnr", keep_best=not gan,
                   command=command_line("training.train_sr", argv), args=vars(args), minutes=args.minutes,
                   val_every=args.val_every, dist=dist)
-    state = run.resume(device)
+    state = run.resume(device, run_fields=RUN_FIELDS)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])

@@ -100,6 +100,20 @@ def test_time_budget_stops_and_a_rerun_resumes_where_it_stopped(tmp_path):
     assert state["samples"] == 12 and state["seconds"] >= 0
 
 
+def test_a_resume_by_another_command_records_the_earlier_one(tmp_path):
+    first = _Run(tmp_path, [1.0, 2.0, 3.0, 4.0], minutes=1e-9).fit()  # stops after one step, ships it
+    shipped = json.loads((tmp_path / "toy.json").read_text())
+    longer = _Run(tmp_path, [1.0, 2.0, 3.0, 4.0])
+    longer.trainer.command = "python -m toy --steps 4"
+    assert longer.trainer.resume(run_fields=("command", "steps", "sha256")) is not None
+    assert longer.trainer.progress.earlier_runs == [{"command": "python -m toy", "steps": 1,
+                                                     "sha256": shipped["sha256"]}]
+    # The same command resuming its own checkpoint continues one run: nothing is added.
+    again = _Run(tmp_path, [1.0, 2.0, 3.0, 4.0])
+    assert again.trainer.resume(run_fields=("command", "steps", "sha256")) is not None
+    assert again.trainer.progress.earlier_runs == [] and first.trainer.progress.step == 1
+
+
 def test_continue_from_weights_takes_step_best_and_history_from_the_card(tmp_path):
     _Run(tmp_path / "a", [1.0, 2.0]).fit()
     card = json.loads((tmp_path / "a" / "toy.json").read_text())
