@@ -62,20 +62,24 @@ def test_train_writes_weights_card_resumes_and_continues(data, tmp_path):
     assert "earlier_runs" not in card
     load_weights(create_model("detector-canny", pretrained=False), out)  # strict load works
 
-    # Resume: a longer schedule continues from the checkpoint, not from scratch.
+    # Resume: a longer schedule continues from the checkpoint, not from scratch; when it ships,
+    # its card names the command that ran before it.
     assert _run(data, tmp_path / "ckpt", out, "--steps", "4") == 0
     with open(tmp_path / "ckpt" / "detector-canny" / "log.csv") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [2, 4]
     assert torch.load(tmp_path / "ckpt" / "detector-canny" / "last.pt", weights_only=False)["step"] == 4
-
-    # Without a checkpoint, a run starts from the weights file and its card names the run before.
     first = json.loads(out.with_suffix(".json").read_text())
+    if first["sha256"] != card["sha256"]:
+        assert first["earlier_runs"] == [{k: card[k] for k in ("command", "steps", "sha256")}]
+
+    # Without a checkpoint, a run starts from the weights file and its card names the runs before.
+    history = first.get("earlier_runs", []) + [{k: first[k] for k in ("command", "steps", "sha256")}]
     assert _run(data, tmp_path / "continue", out, "--steps", "6", "--val-every", "1") == 0
     with open(tmp_path / "continue" / "detector-canny" / "log.csv") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)][0] == first["steps"] + 1
     card = json.loads(out.with_suffix(".json").read_text())
     if card["sha256"] != first["sha256"]:  # a better validation step was written
-        assert card["earlier_runs"] == [{k: first[k] for k in ("command", "steps", "sha256")}]
+        assert card["earlier_runs"] == history
     state = torch.load(tmp_path / "continue" / "detector-canny" / "last.pt", weights_only=False)
     assert state["step"] == 6
-    assert state["earlier_runs"] == [{k: first[k] for k in ("command", "steps", "sha256")}]
+    assert state["earlier_runs"] == history
