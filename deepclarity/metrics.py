@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ImageError, ModelError
 
-__all__ = ["rgb_to_y", "psnr_y", "ssim_y", "detail_ratio", "lpips", "lpips_available", "LPIPS_BACKBONE_FILE"]
+__all__ = ["rgb_to_y", "psnr_y", "psnr_of_y", "ssim_y", "detail_ratio", "lpips", "lpips_available", "LPIPS_BACKBONE_FILE"]
 
 #: The torchvision AlexNet checkpoint that the ``lpips`` package loads as its backbone.
 LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
@@ -63,6 +63,12 @@ def psnr_y(img: np.ndarray, ref: np.ndarray, crop_border: int = 0, mask: np.ndar
         a, b = a[mask], b[mask]
     else:
         a, b = _pair_y(img, ref, crop_border)
+    return psnr_of_y(a, b)
+
+
+def psnr_of_y(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB, peak 255) between two Y planes of :func:`rgb_to_y` (``inf`` when identical): the
+    last step of :func:`psnr_y`, for callers that already hold Y (or can make it cheaper)."""
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 

@@ -286,15 +286,15 @@ def expand_lowres(low: np.ndarray, height: int, width: int, grid: GridEstimate) 
     """The inverse of :func:`recover_lowres`: every cell of ``grid`` filled with its value, an
     ``height x width`` block image (``low`` is ``lowres_shape(height, width, grid)``)."""
     ys, xs = grid_edges(height, width, grid)
-    rows = np.searchsorted(ys, np.arange(height), side="right") - 1
-    cols = np.searchsorted(xs, np.arange(width), side="right") - 1
-    return low[rows[:, None], cols[None, :]]
+    # Each cell's value repeated over its rows, then its columns (edges run from 0 to the side).
+    return np.repeat(np.repeat(low, np.diff(ys), axis=0), np.diff(xs), axis=1)
 
 
 def grid_fit(img: np.ndarray, low: np.ndarray, grid: GridEstimate) -> float:
     """PSNR-Y (dB) of ``img`` (``HxWx3`` ``uint8``) against the block image of ``low`` (its
     :func:`recover_lowres` on ``grid``, ``uint8``): how well ``grid`` explains the whole image
     (see :data:`MIN_GRID_FIT_DB`)."""
-    from ..metrics import psnr_y
+    from ..metrics import psnr_of_y, rgb_to_y
 
-    return psnr_y(expand_lowres(low, *img.shape[:2], grid), img)
+    # Y is per pixel, so Y of the block image is the block image of Y: convert the small image.
+    return psnr_of_y(expand_lowres(rgb_to_y(low), *img.shape[:2], grid), rgb_to_y(img))
