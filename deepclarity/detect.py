@@ -20,7 +20,7 @@ from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
            "aggregate", "pad_small", "locate", "screen_verdict", "second_look", "find_regions", "load_detector",
-           "default_threshold", "to_uint8", "SCREEN_CENSOR", "SECOND_LOOK_P"]
+           "default_threshold", "to_uint8", "SCREEN_CENSOR", "SECOND_LOOK_P", "SECOND_LOOK_GRID"]
 
 #: At most this many boxes are reported per image (largest first).
 MAX_REGIONS = 8
@@ -46,6 +46,8 @@ MIN_SCREEN_SIDE = 64
 #: A photo the network scores at least this high, yet under its threshold, gets a second look
 #: for censor mosaics by their cells (:func:`second_look`).
 SECOND_LOOK_P = 0.3
+#: :attr:`Detection.basis` of a photo the second look found pixelated all over by its block grid.
+SECOND_LOOK_GRID = "second look: image grid"
 
 #: Side of the square crops the detector is trained and run on (native pixels).
 CROP_SIZE = 160
@@ -137,7 +139,8 @@ class Detection:
             (the network, confirmed), ``"screen: mosaic colours"`` (a censor mosaic found by its
             colours) or ``"screen: interface grid"`` (the network fired on a few tiles but no
             censor mosaic is there: not pixelated, whatever ``probability`` says), or on a photo
-            the network was unsure of ``"second look: mosaic cells"`` (:func:`second_look`).
+            the network was unsure of ``"second look: image grid"`` (pixelated all over) or
+            ``"second look: mosaic cells"`` (censor mosaics) (:func:`second_look`).
     """
 
     pixelated: bool
@@ -366,18 +369,42 @@ def _shifted(found, dx: int, dy: int) -> list:
     return out
 
 
+def _pixelated_throughout(rgb: np.ndarray, mask: np.ndarray):
+    """The grid measured where ``mask`` is set, when it is ``rgb``'s own block grid throughout:
+    it explains the whole image (:func:`_explains_image`) and fits it at least
+    :data:`~deepclarity.pixelation.MIN_GRID_CONTRAST_DB` better than itself moved by half a block
+    (:func:`~deepclarity.pixelation.grid_contrast`: a smooth photo fits any fine grid); else ``None``."""
+    from .pixelation import MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, estimate_grid, grid_contrast
+
+    grid = estimate_grid(rgb, mask)
+    if not grid.found:
+        return None
+    snapped, fit = _snapped_fit(rgb, grid)
+    if fit < MIN_GRID_FIT_DB or grid_contrast(rgb, snapped, fit=fit) < MIN_GRID_CONTRAST_DB:
+        return None
+    return grid
+
+
 def second_look(rgb: np.ndarray, detection: Detection) -> Detection:
     """The verdict on a photo (``rgb``, ``HxWx3`` ``uint8``) that the network (``detection``)
-    scored under its threshold: pixelated, with those boxes, when
+    scored under its threshold, from the tiles that scored at least :data:`SECOND_LOOK_P`:
+    pixelated all over, one box, when the grid measured there is the whole image's own
+    (:func:`_pixelated_throughout`: fine blocks of a smooth photo can leave every tile just under
+    the threshold); else pixelated, with those boxes, when
     :func:`~deepclarity.pixelation.find_photo_mosaics` finds censor mosaics by their cells near
-    the tiles that scored at least :data:`SECOND_LOOK_P` (a small censor can leave every 160 px
-    tile just under the threshold; looking only there keeps the cost off the rest of the image);
-    else unchanged."""
+    those tiles (a small censor can too; looking only there keeps the cost off the rest of the
+    image); else unchanged."""
     from .pixelation import find_photo_mosaics
 
     mask = _tiles_mask(rgb.shape[:2], detection, SECOND_LOOK_P)
     if not mask.any():
         return detection
+    whole = _pixelated_throughout(rgb, mask)
+    if whole is not None:
+        h, w = rgb.shape[:2]
+        return replace(detection, pixelated=True, block_size=whole.block_size, phase=whole.phase_xy,
+                       grid_confidence=whole.confidence, regions=[_region((0, 0, w, h), whole)],
+                       basis=SECOND_LOOK_GRID)
     ax0, ay0, ax1, ay1 = _around(mask)
     mosaics = _shifted(find_photo_mosaics(rgb[ay0:ay1, ax0:ax1], near=mask[ay0:ay1, ax0:ax1],
                                           max_boxes=MAX_REGIONS), ax0, ay0)
@@ -427,10 +454,20 @@ def _explains_image(rgb: np.ndarray, grid) -> bool:
     """Whether ``grid`` (snapped to the image) explains all of ``rgb`` (``uint8``): its block image
     fits within :data:`~deepclarity.pixelation.MIN_GRID_FIT_DB`, the bar ``restore`` uses to act on
     the whole image."""
-    from .pixelation import MIN_GRID_FIT_DB, grid_fit, recover_lowres, refine_grid
+    from .pixelation import MIN_GRID_FIT_DB
+
+    return _snapped_fit(rgb, grid)[1] >= MIN_GRID_FIT_DB
+
+
+def _snapped_fit(rgb: np.ndarray, grid) -> tuple[object, float]:
+    """``grid`` snapped to ``rgb``'s block edges and how well its block image fits ``rgb`` (dB,
+    :func:`~deepclarity.pixelation.grid_fit`; ``-inf`` when snapping loses the grid)."""
+    from .pixelation import grid_fit, recover_lowres, refine_grid
 
     snapped = refine_grid(rgb, grid)
-    return snapped.found and grid_fit(rgb, recover_lowres(rgb, snapped, refine=False), snapped) >= MIN_GRID_FIT_DB
+    if not snapped.found:
+        return snapped, float("-inf")
+    return snapped, grid_fit(rgb, recover_lowres(rgb, snapped, refine=False), snapped)
 
 
 def _mostly_flat(rgb: np.ndarray, box: tuple[int, int, int, int], grid) -> bool:

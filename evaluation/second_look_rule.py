@@ -6,13 +6,16 @@
 Photos: every ``--every``-th of ``train/bsds400`` (starting at the 2nd), all of ``train/realsr16``
 and every 10th of ``train/imagenet-sample`` (at most 40). For each, the clean, JPEG q30,
 bicubic-upscaled and blurred versions (:mod:`deepclarity.eval.detect`, the photo benchmark's clean
-slices) and a partial censor mosaic (the ``photo censor`` recipe of :mod:`deepclarity.eval.censor`)
-are built with a fixed seed, and the shipped method-2 detector is run as the network alone
+slices), the fully pixelated versions the network is least sure of (fine blocks, JPEG'd, resized:
+the same module's slices) and a partial censor mosaic (the ``photo censor`` recipe of
+:mod:`deepclarity.eval.censor`) are built with a fixed seed, and the shipped method-2 detector is run as the network alone
 (``Detector(screen_check=False, second_look=False)``), with the screenshot check only
 (``second_look=False``: photos of screens can be screen-like) and as shipped (both). The table
 gives the share called
-pixelated by each, and how many images the network scored in the second look's band
-(``SECOND_LOOK_P`` up to the threshold), where the look runs.
+pixelated by each, how many images the network scored in the second look's band
+(``SECOND_LOOK_P`` up to the threshold), where the look runs, and how many the look called
+pixelated all over by their own block grid (``SECOND_LOOK_GRID``; the rest of its finds are
+censor mosaics).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deepclarity.detect import SECOND_LOOK_P, Detector
+from deepclarity.detect import SECOND_LOOK_GRID, SECOND_LOOK_P, Detector
 from deepclarity.eval.censor import build_censor_variant
 from deepclarity.eval.detect import build_variant, slice_rng
 from deepclarity.io import read_image
 from evaluation.rule_table import rule_parser, write_rule_table
 
-SLICES = ("clean", "jpeg q30", "bicubic-upscaled", "blurred", "photo censor")
+CLEAN_SLICES = ("clean", "jpeg q30", "bicubic-upscaled", "blurred")
+SLICES = CLEAN_SLICES + ("pixelated 1.5-2", "pixelated+jpeg", "pixelated+resized", "photo censor")
 
 
 def training_photos(data: Path, every: int) -> list[Path]:
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     network = Detector("canny", device="cpu", screen_check=False, second_look=False)
     screened = Detector("canny", device="cpu", second_look=False)
     looked = Detector("canny", device="cpu")
-    counts = {s: np.zeros(5, int) for s in SLICES}  # images, network, screen check, both, in the band
+    counts = {s: np.zeros(6, int) for s in SLICES}  # images, network, screen check, both, in the band, by grid
     t0 = time.perf_counter()
     for i, path in enumerate(files):
         img = read_image(path).pixels[..., :3]
@@ -68,17 +72,19 @@ def main(argv: list[str] | None = None) -> int:
                 image = build_variant(img, name, rng).image
             alone = network.detect(image, estimate_block=False)
             band = not alone.pixelated and alone.probability >= SECOND_LOOK_P
-            counts[name] += (1, alone.pixelated, screened.detect(image).pixelated, looked.detect(image).pixelated,
-                             band)
+            shipped = looked.detect(image)
+            counts[name] += (1, alone.pixelated, screened.detect(image).pixelated, shipped.pixelated, band,
+                             shipped.basis == SECOND_LOOK_GRID)
     intro = (f"Shipped method-2 detector (threshold {looked.threshold:.4f}) on {len(files)} training photos "
              f"(where the second look's thresholds were chosen), seed {args.seed}: share of images called "
              f"pixelated by the network alone, with the screenshot check (photos of screens can be screen-like), "
              f"and with both checks as shipped; the second look runs on images the network scored from "
              f"{SECOND_LOOK_P} up to the threshold.")
-    rows = [(name, "pixelated" if name == "photo censor" else "clean", int(n), [band, alone, screen, look])
-            for name, (n, alone, screen, look, band) in counts.items()]
+    rows = [(name, "clean" if name in CLEAN_SLICES else "pixelated", int(n), [band, alone, screen, look, grid])
+            for name, (n, alone, screen, look, band, grid) in counts.items()]
     write_rule_table("second_look_rule", argv, intro, ["in the look's band", "network alone",
-                                                      "with the screenshot check", "with both (as shipped)"],
+                                                      "with the screenshot check", "with both (as shipped)",
+                                                      "of which by the image grid"],
                      rows, t0, args.out)
     return 0
 

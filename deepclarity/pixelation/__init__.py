@@ -4,7 +4,8 @@
   boundary profiles and comb correlation);
 * :mod:`.recover` — exact cell edges (:func:`block_edges`, :func:`grid_edges`,
   :func:`refine_grid`) and the low-resolution image read back from them (:func:`recover_lowres`,
-  :func:`expand_lowres`) and how well a grid explains a whole image (:func:`grid_fit`);
+  :func:`expand_lowres`) and how well a grid explains a whole image (:func:`grid_fit`), better
+  than itself moved by half a block (:func:`grid_contrast`);
 * :mod:`.regions` — where a censor mosaic covers part of an image (:func:`find_mosaic_region`),
   and rebuilding given boxes on their own grids (:func:`restore_regions`);
 * :mod:`.boxes` — boxes of pixelation found from local block-grid evidence, robust to JPEG
@@ -20,8 +21,8 @@ all are importable from here.
 """
 
 from .grid import GridEstimate, boundary_profile, estimate_grid, estimate_period
-from .recover import (MIN_GRID_FIT_DB, block_edges, expand_lowres, grid_axes, grid_edges, grid_fit, lowres_shape,
-                      recover_lowres, refine_grid)
+from .recover import (MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, block_edges, expand_lowres, grid_axes, grid_contrast,
+                      grid_edges, grid_fit, lowres_shape, recover_lowres, refine_grid)
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
 from .boxes import (box_area, box_overlap, cell_flatness, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box,
                     grid_evidence)
@@ -29,7 +30,7 @@ from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, screen
 from .photo_mosaics import PHOTO_HINTS, find_photo_mosaics, is_photo_mosaic, jpeg_grid
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
-           "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "lowres_shape", "refine_grid", "recover_lowres",
+           "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "grid_contrast", "MIN_GRID_CONTRAST_DB", "lowres_shape", "refine_grid", "recover_lowres",
            "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
            "flat_mosaic_box", "grid_evidence", "cell_flatness",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "SCREEN_SHARE", "screen_like", "is_censor_mosaic",

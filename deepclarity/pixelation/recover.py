@@ -17,7 +17,7 @@ from ..errors import ImageError
 from .grid import GridEstimate, _gray, boundary_profile
 
 __all__ = ["block_edges", "grid_axes", "grid_edges", "lowres_shape", "refine_grid", "recover_lowres",
-           "expand_lowres", "grid_fit", "MIN_GRID_FIT_DB"]
+           "expand_lowres", "grid_fit", "grid_contrast", "MIN_GRID_FIT_DB", "MIN_GRID_CONTRAST_DB"]
 
 _EPS = 1e-7
 #: Share of a cell's size ignored on each side when averaging its interior (JPEG ringing, blur).
@@ -30,6 +30,11 @@ TRIM_SHARE = 0.2
 #: this, the whole-image grid of a mosaic over part of an image well below. ``restore`` acts on the
 #: whole image only above it, and ``detect`` then answers one box over the whole image.
 MIN_GRID_FIT_DB = 30.0
+#: A grid is the image's own block grid, not merely a fine grid a smooth image fits anyway, when it
+#: fits at least this much better (dB, :func:`grid_contrast`) than itself moved by half a block.
+#: Chosen on training photos the network was unsure of (pixelated, JPEG'd and resized ones against
+#: clean, JPEG q30 and bicubic-upscaled ones; its effect: ``python -m evaluation.second_look_rule``).
+MIN_GRID_CONTRAST_DB = 3.5
 
 
 def _round_half_down(values: np.ndarray) -> np.ndarray:
@@ -298,3 +303,21 @@ def grid_fit(img: np.ndarray, low: np.ndarray, grid: GridEstimate) -> float:
 
     # Y is per pixel, so Y of the block image is the block image of Y: convert the small image.
     return psnr_of_y(expand_lowres(rgb_to_y(low), *img.shape[:2], grid), rgb_to_y(img))
+
+
+def grid_contrast(img: np.ndarray, grid: GridEstimate, *, fit: float | None = None) -> float:
+    """How much better (dB) ``grid`` explains ``img`` (``HxWx3`` ``uint8``) than the same grid moved
+    by half a block on each axis: :func:`grid_fit` of each, on its own cells (no refinement;
+    ``fit``: ``grid``'s own when already measured).
+
+    A smooth image is fitted well by any fine grid, wherever it lies; blocks are fitted by their own
+    grid only, so its cells' values change at the block edges and a half-block shift mixes two
+    cells in each. ``inf`` when only ``grid`` fits exactly, ``nan`` when both do (a flat image).
+    """
+    (bx, px), (by, py) = grid_axes(grid)
+    moved = GridEstimate(grid.block_size, (bx, by), ((px + bx / 2) % bx, (py + by / 2) % by), grid.confidence)
+    fits = [grid_fit(img, recover_lowres(img, g, refine=False), g) if f is None else f
+            for g, f in ((grid, fit), (moved, None))]
+    if np.isinf(fits[0]) and np.isinf(fits[1]):
+        return float("nan")
+    return float(fits[0] - fits[1])

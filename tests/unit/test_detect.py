@@ -22,7 +22,7 @@ import deepclarity.detect as detect_mod
 import deepclarity.pixelation as grid_mod  # Detector.detect looks estimate_grid up here on each call
 from deepclarity.degrade import pixelate
 from deepclarity.detect import (CROP_SIZE, Detection, Detector, aggregate, crop_features, load_detector,
-                                tile_grid, to_uint8)
+                                SECOND_LOOK_GRID, SECOND_LOOK_P, tile_grid, to_uint8)
 from deepclarity.edges import canny_edges
 from deepclarity.errors import ImageError, ModelError
 from deepclarity.io import read_image, write_image
@@ -248,8 +248,12 @@ def test_max_tiles_option(random_weights):
 def test_threshold_logic(random_weights, method):
     img = pixelate(skdata.astronaut()[:256, :256], 4)
     always = Detector(method, device="cpu", threshold=0.0).detect(img)
-    never = Detector(method, device="cpu", threshold=1.0).detect(img)
+    # The network alone: its second look would find this image's own block grid (see below).
+    never = Detector(method, device="cpu", threshold=1.0, second_look=False).detect(img)
     assert always.pixelated is True and never.pixelated is False
+    looked = Detector(method, device="cpu", threshold=1.0).detect(img)
+    if looked.probability >= SECOND_LOOK_P:
+        assert looked.pixelated and looked.basis == SECOND_LOOK_GRID
     assert always.probability == pytest.approx(never.probability)
     assert always.method == method == never.method
     assert never.block_size is None and never.phase is None and never.grid_confidence == 0.0

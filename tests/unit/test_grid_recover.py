@@ -365,6 +365,22 @@ def test_find_mosaic_region_is_not_misled_by_a_periodic_pattern_elsewhere(name, 
     assert find_mosaic_region(censored, wrong) == box
 
 
+def test_grid_contrast_tells_a_block_grid_from_a_smooth_photo():
+    import cv2
+
+    from deepclarity.pixelation import MIN_GRID_CONTRAST_DB, grid_contrast
+
+    x = pixelate(sample("coffee"), 2.5)
+    g = refine_grid(x, estimate_grid(x))
+    assert grid_contrast(x, g) == np.inf  # its own grid fits exactly, the moved one cannot
+    assert grid_contrast(jpeg(x, 85), g) >= MIN_GRID_CONTRAST_DB
+    # A smooth (bicubic-upscaled) photo: a 2.5 px grid fits it about as well anywhere.
+    small = cv2.resize(sample("coffee"), (240, 160), interpolation=cv2.INTER_AREA)
+    smooth = cv2.resize(small, (600, 400), interpolation=cv2.INTER_CUBIC)
+    assert abs(grid_contrast(smooth, g)) < 1.0
+    assert np.isnan(grid_contrast(np.full((40, 40, 3), 128, np.uint8), GridEstimate(4.0, (4.0, 4.0), (0, 0), 1.0)))
+
+
 def test_expand_lowres_inverts_recover_lowres():
     from deepclarity.pixelation import expand_lowres
 

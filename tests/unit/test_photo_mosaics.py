@@ -138,6 +138,44 @@ def test_second_look_leaves_clean_photos_clean(monkeypatch, stub, quality):
         assert not det.pixelated and det.basis == "network" and det.regions == []
 
 
+@pytest.mark.parametrize("photo", ["astronaut", "coffee"])
+def test_second_look_finds_fine_pixelation_all_over(monkeypatch, stub, photo):
+    # Blocks of 1.6-2.2 px, exact, JPEG'd or resized: a smooth photo's tiles can all score under
+    # the threshold; the grid measured over them is the image's own (it fits far better than
+    # itself moved by half a block), so the image is pixelated, one box over all of it.
+    from deepclarity.degrade import pixelate, resize
+    from deepclarity.detect import SECOND_LOOK_GRID
+
+    img = np.ascontiguousarray(getattr(skdata, photo)())
+    h, w = img.shape[:2]
+    _fake_probs(monkeypatch, 0.5)
+    for factor, make in ((1.6, lambda x: x), (1.8, lambda x: jpeg(x, 85)), (2.2, lambda x: resize(x, 0.9, "area"))):
+        out = make(pixelate(img, factor))
+        det = stub.detect(out)
+        assert det.pixelated and det.basis == SECOND_LOOK_GRID, (factor, det.basis)
+        assert [r.xyxy for r in det.regions] == [(0, 0, out.shape[1], out.shape[0])]
+        truth = factor * out.shape[1] / w
+        assert det.block_size == pytest.approx(truth, rel=0.1)
+        stub.second_look = False
+        assert not stub.detect(out).pixelated
+        stub.second_look = True
+
+
+def test_second_look_leaves_smooth_upscaled_photos_clean(monkeypatch, stub):
+    # Bicubic-upscaled photos are fitted well by a fine grid too, but as well by the grid moved
+    # by half a block: not pixelated.
+    import cv2
+
+    _fake_probs(monkeypatch, 0.5)
+    for photo in (skdata.astronaut(), skdata.coffee(), skdata.chelsea()):
+        h, w = photo.shape[:2]
+        for up in (2.0, 3.0):
+            small = cv2.resize(photo, (int(w / up), int(h / up)), interpolation=cv2.INTER_AREA)
+            smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+            det = stub.detect(smooth)
+            assert not det.pixelated and det.basis == "network", (up, det.basis)
+
+
 def test_regions_fall_back_to_every_photo_block_size():
     # A mosaic of 5 x 3 cells of 16 px, JPEG'd: the grid measured over the tiles that fired is
     # not its block (29 px), and the boxes searched at that size or inside those tiles miss it;
