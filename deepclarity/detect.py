@@ -20,7 +20,7 @@ from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
            "aggregate", "pad_small", "locate", "screen_verdict", "second_look", "find_regions", "load_detector",
-           "default_threshold", "to_uint8", "SCREEN_CENSOR", "SECOND_LOOK_P", "SECOND_LOOK_GRID"]
+           "default_threshold", "to_uint8", "SCREEN_CENSOR", "SCREEN_HIDPI", "SECOND_LOOK_P", "SECOND_LOOK_GRID"]
 
 #: At most this many boxes are reported per image (largest first).
 MAX_REGIONS = 8
@@ -41,6 +41,12 @@ FALLBACK_FLAT_SHARE = 0.8
 MIN_SCREEN_TILES = 3
 #: :attr:`Detection.basis` of a screen-like image pixelated where a censor mosaic's colours were found.
 SCREEN_CENSOR = "screen: mosaic colours"
+#: :attr:`Detection.basis` of a screen-like image doubled by nearest neighbour all over (a HiDPI
+#: UI's x2): the content as designed, nothing lost, so not pixelated (the labelling of
+#: ``training.synth_v2``): its grid, snapped to the image, is within :data:`HIDPI_TOLERANCE` px of
+#: 2 on both axes and explains it (:func:`_doubled_all_over`).
+SCREEN_HIDPI = "screen: HiDPI x2"
+HIDPI_TOLERANCE = 0.01
 #: Images at least this many pixels on the short side are checked for being screen-like.
 MIN_SCREEN_SIDE = 64
 #: A photo the network scores at least this high, yet under its threshold, gets a second look
@@ -138,7 +144,8 @@ class Detection:
             threshold), or on a screen-like image (:func:`screen_verdict`) ``"screen: network"``
             (the network, confirmed), ``"screen: mosaic colours"`` (a censor mosaic found by its
             colours) or ``"screen: interface grid"`` (the network fired on a few tiles but no
-            censor mosaic is there: not pixelated, whatever ``probability`` says), or on a photo
+            censor mosaic is there: not pixelated, whatever ``probability`` says) or
+            ``"screen: HiDPI x2"`` (an interface doubled all over: not pixelated), or on a photo
             the network was unsure of ``"second look: image grid"`` (pixelated all over) or
             ``"second look: mosaic cells"`` (censor mosaics) (:func:`second_look`).
     """
@@ -320,7 +327,8 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
 
     Interfaces sit on pixel grids, so the network fires on a tile or two of many clean
     screenshots. Its verdict stands when its boxes are the whole image (full-image pixelation)
-    or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image is pixelated only where
+    or at least :data:`MIN_SCREEN_TILES` tiles fired, unless the whole image is an interface
+    doubled by nearest neighbour (:data:`SCREEN_HIDPI`); otherwise the image is pixelated only where
     a mosaic's cells hold a censor's many in-between colours
     (:func:`~deepclarity.pixelation.find_censor_mosaics`), which also finds the text censors the
     network misses."""
@@ -330,6 +338,8 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     if detection.pixelated:
         located = locate(rgb, detection, threshold)
         whole = bool(located.regions) and box_area(located.regions[0].xyxy) >= 0.9 * h * w
+        if whole and _doubled_all_over(rgb, located.regions[0]):
+            return replace(detection, pixelated=False, basis=SCREEN_HIDPI)
         if whole or int((detection.region_map >= threshold).sum()) >= MIN_SCREEN_TILES:
             return replace(located, basis="screen: network")
     mosaics = find_censor_mosaics(rgb, max_boxes=MAX_REGIONS)
@@ -339,6 +349,20 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
         return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
                        grid_confidence=top.confidence, regions=regions, basis=SCREEN_CENSOR)
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
+
+
+def _doubled_all_over(rgb: np.ndarray, whole: Region) -> bool:
+    """Whether ``rgb`` is doubled by nearest neighbour all over (:data:`SCREEN_HIDPI`): the grid of
+    its whole-image box (``whole``), snapped to the image, is 2 px on both axes (within
+    :data:`HIDPI_TOLERANCE`; pixelation by a factor near 2 snaps to its own fractional size) and
+    explains the image (:func:`_explains_image`'s bar)."""
+    from .pixelation import MIN_GRID_FIT_DB, GridEstimate
+
+    if whole.block_size is None or abs(whole.block_size - 2.0) > 0.1:
+        return False
+    snapped, fit = _snapped_fit(rgb, GridEstimate(whole.block_size, (whole.block_size,) * 2, whole.phase,
+                                                  whole.confidence))
+    return fit >= MIN_GRID_FIT_DB and all(abs(b - 2.0) <= HIDPI_TOLERANCE for b in snapped.block_xy)
 
 
 def _tiles_mask(shape: tuple[int, int], detection: Detection, level: float) -> np.ndarray:

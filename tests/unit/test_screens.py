@@ -121,6 +121,25 @@ def test_full_pixelation_of_a_screen_keeps_the_network_verdict(monkeypatch, stub
     assert [r.xyxy for r in det.regions] == [(0, 0, img.shape[1], img.shape[0])]
 
 
+@pytest.mark.parametrize("quality", [None, 90])
+def test_an_interface_doubled_all_over_is_not_pixelated(monkeypatch, stub_detector, quality):
+    # A HiDPI x2 screenshot (every pixel doubled by nearest neighbour) is the interface as designed
+    # (training.synth_v2 labels it clean), even where the network fires on every tile; blocks of 3 px
+    # on the same screen, or a photo doubled, stay pixelated.
+    from deepclarity.detect import SCREEN_HIDPI
+
+    screen = np.concatenate([_screen(seed=s) for s in range(2)], axis=0)
+    doubled = np.repeat(np.repeat(screen, 2, axis=0), 2, axis=1)
+    doubled = jpeg(doubled, quality) if quality else doubled
+    _fake_probs(monkeypatch, lambda i: 0.99)
+    det = stub_detector.detect(doubled)
+    assert not det.pixelated and det.basis == SCREEN_HIDPI and det.regions == []
+    tripled = pixelate(np.repeat(np.repeat(screen, 3, axis=0), 3, axis=1), 3)
+    assert stub_detector.detect(tripled).basis == "screen: network"
+    photo = np.ascontiguousarray(skdata.astronaut()[::2, ::2])
+    assert stub_detector.detect(np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1)).pixelated
+
+
 def test_photos_keep_the_network_verdict(monkeypatch, stub_detector):
     _fake_probs(monkeypatch, lambda i: 0.99 if i == 0 else 0.05)
     det = stub_detector.detect(np.ascontiguousarray(skdata.astronaut()))
