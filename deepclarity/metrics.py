@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import ImageError, ModelError
 
-__all__ = ["rgb_to_y", "psnr_y", "psnr_of_y", "ssim_y", "detail_ratio", "lpips", "lpips_available", "LPIPS_BACKBONE_FILE"]
+__all__ = ["rgb_to_y", "psnr_y", "psnr_of_y", "ssim_y", "detail_ratio", "lpips", "lpips_available",
+           "LPIPS_BACKBONE_FILE"]
 
 #: The torchvision AlexNet checkpoint that the ``lpips`` package loads as its backbone.
 LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"

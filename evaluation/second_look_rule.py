@@ -8,8 +8,8 @@ and every 10th of ``train/imagenet-sample`` (at most 40). For each, the clean, J
 bicubic-upscaled and blurred versions (:mod:`deepclarity.eval.detect`, the photo benchmark's clean
 slices), the fully pixelated versions the network is least sure of (fine blocks, JPEG'd, resized:
 the same module's slices) and a partial censor mosaic (the ``photo censor`` recipe of
-:mod:`deepclarity.eval.censor`) are built with a fixed seed, and the shipped method-2 detector is run as the network alone
-(``Detector(screen_check=False, second_look=False)``), with the screenshot check only
+:mod:`deepclarity.eval.censor`) are built with a fixed seed, and the shipped method-2 detector is
+run as the network alone (``Detector(screen_check=False, second_look=False)``), with the screenshot check only
 (``second_look=False``: photos of screens can be screen-like) and as shipped (both). The table
 gives the share called
 pixelated by each, how many images the network scored in the second look's band

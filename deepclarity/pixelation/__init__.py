@@ -30,7 +30,8 @@ from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, screen
 from .photo_mosaics import PHOTO_HINTS, find_photo_mosaics, is_photo_mosaic, jpeg_grid
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
-           "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "grid_contrast", "MIN_GRID_CONTRAST_DB", "lowres_shape", "refine_grid", "recover_lowres",
+           "grid_axes", "grid_edges", "grid_fit", "MIN_GRID_FIT_DB", "grid_contrast", "MIN_GRID_CONTRAST_DB",
+           "lowres_shape", "refine_grid", "recover_lowres",
            "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
            "flat_mosaic_box", "grid_evidence", "cell_flatness",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "SCREEN_SHARE", "screen_like", "is_censor_mosaic",
