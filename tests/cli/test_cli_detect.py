@@ -113,7 +113,7 @@ def test_table_format_has_a_verdict_column(capsys, images):
     assert len(lines) == 3
     assert lines[1].startswith(str(images / "a.png")) and "PIXELATED" in lines[1].split()
     assert "error" in lines[2].split()[:2]
-    code, out, _ = run(capsys, "-q", "--threshold", "1.0", str(images / "a.png"))
+    code, out, _ = run(capsys, "-q", "--threshold", "1.0", str(images / "b.jpg"))
     assert code == 0 and "clean" in out.split("\n")[1].split()
 
 
@@ -254,11 +254,18 @@ def test_method_rgb(capsys, images):
     assert all(0.0 <= r["probability"] <= 1.0 for r in records)
 
 
-def test_threshold_one_makes_everything_clean(capsys, images):
+def test_threshold_one_leaves_only_the_second_looks_finds(capsys, images):
+    # The threshold is the network's: at 1.0 it never fires, and only the second look's own
+    # evidence (here: a.png and d.PNG pixelated all over, their grids found) can call an image pixelated.
     code, records, _ = run_json(capsys, "--threshold", "1.0", "-r", str(images))
     assert code == 0 and len(records) == 4
     for rec in records:
-        assert rec["pixelated"] is False and rec["block_size"] is None and rec["phase"] is None
+        if rec["pixelated"]:
+            assert Path(rec["path"]).name in ("a.png", "d.PNG") and rec["basis"] == "second look: image grid"
+            assert rec["block_size"] is not None
+        else:
+            assert rec["block_size"] is None and rec["phase"] is None
+    assert not any(r["pixelated"] for r in records if Path(r["path"]).name in ("b.jpg", "c.png"))
 
 
 def test_threshold_zero_makes_everything_pixelated(capsys, images):
