@@ -344,10 +344,7 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
             return replace(located, basis="screen: network")
     mosaics = find_censor_mosaics(rgb, max_boxes=MAX_REGIONS)
     if mosaics:
-        regions = [_region(box, grid) for box, grid in mosaics]
-        top = regions[0]
-        return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
-                       grid_confidence=top.confidence, regions=regions, basis=SCREEN_CENSOR)
+        return _pixelated_in(detection, [_region(box, grid) for box, grid in mosaics], SCREEN_CENSOR)
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
 
 
@@ -363,6 +360,14 @@ def _doubled_all_over(rgb: np.ndarray, whole: Region) -> bool:
     snapped, fit = _snapped_fit(rgb, GridEstimate(whole.block_size, (whole.block_size,) * 2, whole.phase,
                                                   whole.confidence))
     return fit >= MIN_GRID_FIT_DB and all(abs(b - 2.0) <= HIDPI_TOLERANCE for b in snapped.block_xy)
+
+
+def _pixelated_in(detection: Detection, regions: list[Region], basis: str) -> Detection:
+    """``detection`` called pixelated by a check other than the network's threshold, in
+    ``regions`` (largest first), its block size and phase the first region's."""
+    top = regions[0]
+    return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
+                   grid_confidence=top.confidence, regions=regions, basis=basis)
 
 
 def _tiles_mask(shape: tuple[int, int], detection: Detection, level: float) -> np.ndarray:
@@ -426,18 +431,13 @@ def second_look(rgb: np.ndarray, detection: Detection) -> Detection:
     whole = _pixelated_throughout(rgb, mask)
     if whole is not None:
         h, w = rgb.shape[:2]
-        return replace(detection, pixelated=True, block_size=whole.block_size, phase=whole.phase_xy,
-                       grid_confidence=whole.confidence, regions=[_region((0, 0, w, h), whole)],
-                       basis=SECOND_LOOK_GRID)
+        return _pixelated_in(detection, [_region((0, 0, w, h), whole)], SECOND_LOOK_GRID)
     ax0, ay0, ax1, ay1 = _around(mask)
     mosaics = _shifted(find_photo_mosaics(rgb[ay0:ay1, ax0:ax1], near=mask[ay0:ay1, ax0:ax1],
                                           max_boxes=MAX_REGIONS), ax0, ay0)
     if not mosaics:
         return detection
-    regions = [_region(box, grid) for box, grid in mosaics]
-    top = regions[0]
-    return replace(detection, pixelated=True, block_size=top.block_size, phase=top.phase,
-                   grid_confidence=top.confidence, regions=regions, basis="second look: mosaic cells")
+    return _pixelated_in(detection, [_region(box, grid) for box, grid in mosaics], "second look: mosaic cells")
 
 
 def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection:

@@ -316,8 +316,8 @@ def grid_contrast(img: np.ndarray, grid: GridEstimate, *, fit: float | None = No
     """
     (bx, px), (by, py) = grid_axes(grid)
     moved = GridEstimate(grid.block_size, (bx, by), ((px + bx / 2) % bx, (py + by / 2) % by), grid.confidence)
-    fits = [grid_fit(img, recover_lowres(img, g, refine=False), g) if f is None else f
-            for g, f in ((grid, fit), (moved, None))]
-    if np.isinf(fits[0]) and np.isinf(fits[1]):
+    own = grid_fit(img, recover_lowres(img, grid, refine=False), grid) if fit is None else fit
+    shifted = grid_fit(img, recover_lowres(img, moved, refine=False), moved)
+    if np.isinf(own) and np.isinf(shifted):
         return float("nan")
-    return float(fits[0] - fits[1])
+    return float(own - shifted)

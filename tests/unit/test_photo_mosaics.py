@@ -147,7 +147,7 @@ def test_second_look_finds_fine_pixelation_all_over(monkeypatch, stub, photo):
     from deepclarity.detect import SECOND_LOOK_GRID
 
     img = np.ascontiguousarray(getattr(skdata, photo)())
-    h, w = img.shape[:2]
+    w = img.shape[1]
     _fake_probs(monkeypatch, 0.5)
     for factor, make in ((1.6, lambda x: x), (1.8, lambda x: jpeg(x, 85)), (2.2, lambda x: resize(x, 0.9, "area"))):
         out = make(pixelate(img, factor))
