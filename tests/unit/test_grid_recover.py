@@ -237,6 +237,23 @@ def test_median_ignores_an_outlier_that_moves_the_mean():
     assert np.abs(mean.astype(int) - y.astype(int)).max() > 10
 
 
+@pytest.mark.parametrize("block", [3.0, 6.0, 9.0, 12.0, 13.0])
+def test_median_is_numpys_median_of_each_cell_interior(block):
+    # Noise, so every cell's interior has a different median; interiors of 1, 4, 25 (odd), 64 and
+    # 81 pixels: both sides of the sorted path (RADIX_MEDIAN_PIXELS) and both parities of n.
+    x = noise((5 * int(block), 4 * int(block), 3), seed=int(block))
+    g = GridEstimate(block, (block, block), (0.0, 0.0), 1.0)
+    got = recover_lowres(x, g, method="median", refine=False)
+    shrink = int(np.floor(0.15 * block + 0.5))
+    want = np.empty_like(got)
+    for r in range(5):
+        for c in range(4):
+            y0, x0 = int(r * block) + shrink, int(c * block) + shrink
+            cell = x[y0:int((r + 1) * block) - shrink, x0:int((c + 1) * block) - shrink]
+            want[r, c] = np.clip(np.rint(np.median(cell.reshape(-1, 3), axis=0)), 0, 255)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_center_samples_the_centre_pixel_only():
     y, x, g = _outlier_image((2, 2))
     np.testing.assert_array_equal(recover_lowres(x, g, method="median", refine=False), y)
