@@ -42,11 +42,9 @@ MIN_SCREEN_TILES = 3
 #: :attr:`Detection.basis` of a screen-like image pixelated where a censor mosaic's colours were found.
 SCREEN_CENSOR = "screen: mosaic colours"
 #: :attr:`Detection.basis` of a screen-like image doubled by nearest neighbour all over (a HiDPI
-#: UI's x2): the content as designed, nothing lost, so not pixelated (the labelling of
-#: ``training.synth_v2``): its grid, snapped to the image, is within :data:`HIDPI_TOLERANCE` px of
-#: 2 on both axes and explains it (:func:`_doubled_all_over`).
+#: UI's x2: the content as designed, nothing lost; the labelling of ``training.synth_v2``) whose
+#: undoubled image is not pixelated (:meth:`Detector.verdict`).
 SCREEN_HIDPI = "screen: HiDPI x2"
-HIDPI_TOLERANCE = 0.01
 #: Images at least this many pixels on the short side are checked for being screen-like.
 MIN_SCREEN_SIDE = 64
 #: A photo the network scores at least this high, yet under its threshold, gets a second look
@@ -266,7 +264,8 @@ class Detector:
         return np.concatenate(probs) if probs else np.zeros(0, np.float32)
 
     def detect(self, image, *, threshold: float | None = None, estimate_block: bool = True) -> Detection:
-        """Detect pixelation in ``image`` (anything :func:`~deepclarity.io.read_image` reads).
+        """Detect pixelation in ``image`` (anything :func:`~deepclarity.io.read_image` reads):
+        :meth:`score`, then :meth:`verdict`.
 
         ``threshold`` overrides the detector's own for this call (the model is shared, so a UI
         slider never reloads it).
@@ -276,24 +275,69 @@ class Detector:
 
         loaded = image if isinstance(image, LoadedImage) else read_image(image)
         rgb = to_uint8(loaded.pixels)
+        return self.verdict(rgb, self.score(rgb, threshold=threshold), threshold=threshold,
+                            estimate_block=estimate_block)
+
+    def score(self, rgb: np.ndarray, *, threshold: float | None = None) -> Detection:
+        """The network's detection of ``rgb`` (``HxWx3`` ``uint8``) alone: tile probabilities,
+        their aggregate and its verdict at ``threshold``, no block size, no boxes."""
+        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         h, w = rgb.shape[:2]
         padded = pad_small(rgb)  # small inputs: mirrored out to a full crop, never a constant border
         rows, cols, boxes = tile_grid(*padded.shape[:2], self.max_tiles)
-        crops = [padded[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes]
-        probs = self.tile_probabilities(crops)
+        probs = self.tile_probabilities([padded[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes])
         boxes = [(y0, min(y1, h), x0, min(x1, w)) for y0, y1, x0, x1 in boxes]
-        region = probs.reshape(rows, cols).astype(np.float32)
         probability = aggregate(probs)
-        pixelated = probability >= threshold
-        detection = Detection(bool(pixelated), float(probability), None, None, region, boxes, self.method)
-        if self.screen_check and min(h, w) >= MIN_SCREEN_SIDE:
+        return Detection(bool(probability >= threshold), float(probability), None, None,
+                         probs.reshape(rows, cols).astype(np.float32), boxes, self.method)
+
+    def verdict(self, rgb: np.ndarray, detection: Detection, *, threshold: float | None = None,
+                estimate_block: bool = True, screen_check: bool | None = None,
+                look: bool | None = None, undouble: bool = True) -> Detection:
+        """The final detection of ``rgb`` from the network's (``detection``, :meth:`score` at the
+        same ``threshold``): :func:`screen_verdict` on screen-like images, :func:`second_look` on
+        others scored in its band, else the network's verdict with its block size and boxes
+        (:func:`locate`, when ``estimate_block``). ``screen_check`` and ``look`` (the second look)
+        override the detector's ``screen_check`` and ``second_look``, so one network pass can be
+        judged every way (the evaluation's rule tables). A screen so called pixelated that is doubled
+        all over is judged by the image it doubles (:meth:`_undoubled`; ``undouble=False``: not)."""
+        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
+        screen_check = self.screen_check if screen_check is None else screen_check
+        look = self.second_look if look is None else look
+        h, w = rgb.shape[:2]
+        if screen_check and min(h, w) >= MIN_SCREEN_SIDE:
             from .pixelation import SCREEN_SHARE, screen_like
 
             if screen_like(rgb) >= SCREEN_SHARE:
-                return screen_verdict(rgb, detection, threshold)
-        if not pixelated and self.second_look and probability >= SECOND_LOOK_P:
+                judged = screen_verdict(rgb, detection, threshold)
+                return self._undoubled(rgb, judged, threshold, look) if judged.pixelated and undouble else judged
+        if not detection.pixelated and look and detection.probability >= SECOND_LOOK_P:
             return second_look(rgb, detection)
-        return locate(rgb, detection, threshold) if pixelated and estimate_block else detection
+        return locate(rgb, detection, threshold) if detection.pixelated and estimate_block else detection
+
+    def _undoubled(self, rgb: np.ndarray, judged: Detection, threshold: float, look: bool) -> Detection:
+        """A screen-like image called pixelated (``judged``) that is an image doubled all over by
+        nearest neighbour (:func:`~deepclarity.pixelation.nearest_doubled`: a HiDPI x2 of an
+        interface) is judged by the image it doubles: pixelated where that one is (its boxes and
+        blocks doubled back), else not pixelated (:data:`SCREEN_HIDPI`). The doubled interface's
+        own details look like blocks to both the network and the mosaic search; a censor applied
+        before or after the doubling is still a censor in the half image."""
+        from .pixelation import nearest_doubled
+
+        doubled = nearest_doubled(rgb)
+        if doubled is None:
+            return judged
+        grid, half = doubled
+        # Once: a screen pixelated by 4 px blocks is doubled too, and its half pixelated by 2.
+        small = self.verdict(half, self.score(half, threshold=threshold), threshold=threshold, screen_check=True,
+                             look=look, undouble=False)
+        if not small.pixelated:
+            return replace(judged, pixelated=False, block_size=None, phase=None, grid_confidence=0.0, regions=[],
+                           basis=SCREEN_HIDPI)
+        if not small.regions:
+            return judged
+        h, w = rgb.shape[:2]
+        return _pixelated_in(judged, [_doubled_up(r, grid, h, w) for r in small.regions], small.basis)
 
     def detect_files(self, paths, *, workers: int | None = None, threshold: float | None = None,
                      max_pixels: int | None = None):
@@ -327,8 +371,7 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
 
     Interfaces sit on pixel grids, so the network fires on a tile or two of many clean
     screenshots. Its verdict stands when its boxes are the whole image (full-image pixelation)
-    or at least :data:`MIN_SCREEN_TILES` tiles fired, unless the whole image is an interface
-    doubled by nearest neighbour (:data:`SCREEN_HIDPI`); otherwise the image is pixelated only where
+    or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image is pixelated only where
     a mosaic's cells hold a censor's many in-between colours
     (:func:`~deepclarity.pixelation.find_censor_mosaics`), which also finds the text censors the
     network misses."""
@@ -338,8 +381,6 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     if detection.pixelated:
         located = locate(rgb, detection, threshold)
         whole = bool(located.regions) and box_area(located.regions[0].xyxy) >= 0.9 * h * w
-        if whole and _doubled_all_over(rgb, located.regions[0]):
-            return replace(detection, pixelated=False, basis=SCREEN_HIDPI)
         if whole or int((detection.region_map >= threshold).sum()) >= MIN_SCREEN_TILES:
             return replace(located, basis="screen: network")
     mosaics = find_censor_mosaics(rgb, max_boxes=MAX_REGIONS)
@@ -348,18 +389,22 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
 
 
-def _doubled_all_over(rgb: np.ndarray, whole: Region) -> bool:
-    """Whether ``rgb`` is doubled by nearest neighbour all over (:data:`SCREEN_HIDPI`): the grid of
-    its whole-image box (``whole``), snapped to the image, is 2 px on both axes (within
-    :data:`HIDPI_TOLERANCE`; pixelation by a factor near 2 snaps to its own fractional size) and
-    explains the image (:func:`_explains_image`'s bar)."""
-    from .pixelation import MIN_GRID_FIT_DB, GridEstimate
+def _doubled_up(region: Region, grid, height: int, width: int) -> Region:
+    """``region`` of the half image of :func:`~deepclarity.pixelation.nearest_doubled` (whose 2 px
+    ``grid`` doubles it to ``height x width``) in the doubled image's pixels."""
+    from .pixelation import grid_edges
 
-    if whole.block_size is None or abs(whole.block_size - 2.0) > 0.1:
-        return False
-    snapped, fit = _snapped_fit(rgb, GridEstimate(whole.block_size, (whole.block_size,) * 2, whole.phase,
-                                                  whole.confidence))
-    return fit >= MIN_GRID_FIT_DB and all(abs(b - 2.0) <= HIDPI_TOLERANCE for b in snapped.block_xy)
+    ys, xs = grid_edges(height, width, grid)
+    x0, y0, x1, y1 = region.xyxy
+    x0, x1 = int(xs[min(x0, xs.size - 1)]), int(xs[min(x1, xs.size - 1)])
+    y0, y1 = int(ys[min(y0, ys.size - 1)]), int(ys[min(y1, ys.size - 1)])
+    block, phase = region.block_size, region.phase
+    if block is not None and phase is not None:
+        # Half-image coordinate u is 2u + offset here (offset -1 when a one-pixel cell opens the row).
+        offsets = (float(xs[1]) - 2.0, float(ys[1]) - 2.0)
+        phase = tuple(float((2 * p + o) % (2 * block)) for p, o in zip(phase, offsets))
+        block = 2 * block
+    return Region(x0, y0, x1 - x0, y1 - y0, block, phase, region.confidence)
 
 
 def _pixelated_in(detection: Detection, regions: list[Region], basis: str) -> Detection:

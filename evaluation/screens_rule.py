@@ -5,9 +5,9 @@
     python -m evaluation.screens_rule                # every 4th screenshot -> evaluation/results/screens_rule.md
 
 For every ``--every``-th screenshot, each slice below is built (fixed seed, as the detection
-benchmark builds its slices) and the shipped method-2 detector is run twice: the network alone
-(``Detector(screen_check=False, second_look=False)``) and as shipped (the default: the screenshot
-check and, on images that are not screen-like, the second look). The table gives the
+benchmark builds its slices) and the shipped method-2 detector's network pass (``Detector.score``) is
+judged twice by ``Detector.verdict``: the network alone and as shipped (the screenshot check and,
+on images that are not screen-like, the second look). The table gives the
 share of images called pixelated by each, and the share that are screen-like
 (``pixelation.screen_like``). Slices: clean and censored screenshots and snippets
 (:mod:`deepclarity.eval.censor`), and full-image pixelation of the screenshots (factor 2-3,
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from deepclarity.detect import Detector
+from deepclarity.detect import Detector, to_uint8
 from deepclarity.eval.detect import build_variant, slice_rng
 from deepclarity.io import read_image
 from deepclarity.pixelation import SCREEN_SHARE, screen_like
@@ -52,17 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"screens_rule: no screenshots in {folder}", file=sys.stderr)
         return 1
-    network = Detector("canny", device="cpu", screen_check=False, second_look=False)
     checked = Detector("canny", device="cpu")
     counts = {s: np.zeros(4, int) for s in SLICES}  # images, network, checked, screen-like
     t0 = time.perf_counter()
     for i, path in enumerate(files):
         img = read_image(path).pixels[..., :3]
         for name in SLICES:
-            image = build_image(img, name, args.seed, i)
-            counts[name] += (1, network.detect(image, estimate_block=False).pixelated,
-                             checked.detect(image).pixelated,
-                             screen_like(image) >= SCREEN_SHARE)
+            rgb = to_uint8(read_image(build_image(img, name, args.seed, i)).pixels)
+            network = checked.score(rgb)
+            counts[name] += (1, network.pixelated, checked.verdict(rgb, network).pixelated,
+                             screen_like(rgb) >= SCREEN_SHARE)
     intro = (f"Shipped method-2 detector (threshold {checked.threshold:.4f}) on {len(files)} screenshots of "
              f"`train/screens` (every {args.every}th; where the check's thresholds were chosen), seed {args.seed}: "
              "share of images called pixelated by the network alone and with the screenshot check.")

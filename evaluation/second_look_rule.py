@@ -9,9 +9,9 @@ bicubic-upscaled and blurred versions (:mod:`deepclarity.eval.detect`, the photo
 slices), the fully pixelated versions the network is least sure of (fine blocks, JPEG'd, resized:
 the same module's slices) and a partial censor mosaic (the ``photo censor`` recipe of
 :mod:`deepclarity.eval.censor`) are built with a fixed seed, and the shipped method-2 detector is
-run as the network alone (``Detector(screen_check=False, second_look=False)``), with the screenshot check only
-(``second_look=False``: photos of screens can be screen-like) and as shipped (both). The table
-gives the share called
+judged from one network pass (``Detector.score``) three ways by ``Detector.verdict``: the network
+alone, with the screenshot check only (``look=False``: photos of screens can be screen-like)
+and as shipped (both). The table gives the share called
 pixelated by each, how many images the network scored in the second look's band
 (``SECOND_LOOK_P`` up to the threshold), where the look runs, and how many the look called
 pixelated all over by their own block grid (``SECOND_LOOK_GRID``; the rest of its finds are
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepclarity.detect import SECOND_LOOK_GRID, SECOND_LOOK_P, Detector
+from deepclarity.detect import SECOND_LOOK_GRID, SECOND_LOOK_P, Detector, to_uint8
 from deepclarity.eval.censor import build_censor_variant
 from deepclarity.eval.detect import build_variant, slice_rng
 from deepclarity.io import read_image
@@ -57,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"second_look_rule: no training photos under {args.data / 'train'}", file=sys.stderr)
         return 1
-    network = Detector("canny", device="cpu", screen_check=False, second_look=False)
-    screened = Detector("canny", device="cpu", second_look=False)
     looked = Detector("canny", device="cpu")
     counts = {s: np.zeros(6, int) for s in SLICES}  # images, network, screen check, both, in the band, by grid
     t0 = time.perf_counter()
@@ -70,10 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                 image = build_censor_variant(img, name, rng)[0]
             else:
                 image = build_variant(img, name, rng).image
-            alone = network.detect(image, estimate_block=False)
+            rgb = to_uint8(read_image(image).pixels)
+            alone = looked.score(rgb)
             band = not alone.pixelated and alone.probability >= SECOND_LOOK_P
-            shipped = looked.detect(image)
-            counts[name] += (1, alone.pixelated, screened.detect(image).pixelated, shipped.pixelated, band,
+            screened = looked.verdict(rgb, alone, look=False)
+            shipped = looked.verdict(rgb, alone)
+            counts[name] += (1, alone.pixelated, screened.pixelated, shipped.pixelated, band,
                              shipped.basis == SECOND_LOOK_GRID)
     intro = (f"Shipped method-2 detector (threshold {looked.threshold:.4f}) on {len(files)} training photos "
              f"(where the second look's thresholds were chosen), seed {args.seed}: share of images called "

@@ -12,7 +12,8 @@
   (:func:`find_pixelated_boxes`), the grid inside one box (:func:`estimate_box_grid`), and a
   resized mosaic inside a loose box by its flat cells (:func:`flat_mosaic_box`);
 * :mod:`.screens` — censor mosaics on screenshots told from the interface's own grid by their
-  colours (:func:`screen_like`, :func:`is_censor_mosaic`, :func:`find_censor_mosaics`);
+  colours (:func:`screen_like`, :func:`is_censor_mosaic`, :func:`find_censor_mosaics`), and a
+  screenshot doubled all over by nearest neighbour (:func:`nearest_doubled`);
 * :mod:`.photo_mosaics` — the same search on photos the network was unsure of, by a stricter
   rule that sets JPEG's own 8 px grid aside (:func:`find_photo_mosaics`).
 
@@ -26,7 +27,7 @@ from .recover import (MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, block_edges, expand
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
 from .boxes import (box_area, box_overlap, cell_flatness, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box,
                     grid_evidence)
-from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, screen_like
+from .screens import SCREEN_SHARE, find_censor_mosaics, is_censor_mosaic, nearest_doubled, screen_like
 from .photo_mosaics import PHOTO_HINTS, find_photo_mosaics, is_photo_mosaic, jpeg_grid
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
@@ -35,4 +36,4 @@ __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid
            "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
            "flat_mosaic_box", "grid_evidence", "cell_flatness",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "SCREEN_SHARE", "screen_like", "is_censor_mosaic",
-           "find_censor_mosaics", "find_photo_mosaics", "is_photo_mosaic", "jpeg_grid", "PHOTO_HINTS"]
+           "find_censor_mosaics", "nearest_doubled", "find_photo_mosaics", "is_photo_mosaic", "jpeg_grid", "PHOTO_HINTS"]

@@ -19,11 +19,12 @@ import numpy as np
 
 from .boxes import (FLAT_CELL_STD, box_area, box_overlap, cell_stats, extend_to_partial_cells,
                     find_pixelated_boxes, trim_blank)
-from .grid import GridEstimate
+from .grid import GridEstimate, _gray
+from .recover import MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, grid_contrast, grid_fit, recover_lowres
 
 __all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE",
            "BLOCK_HINTS", "HINT_RANGE", "MIN_STRIP_BLOCKS", "screen_like", "mosaic_colours", "is_censor_mosaic",
-           "find_censor_mosaics"]
+           "find_censor_mosaics", "nearest_doubled"]
 
 #: An image is screen-like when one exact colour covers at least this share of its pixels.
 SCREEN_SHARE = 0.25
@@ -44,6 +45,9 @@ BLOCK_HINTS = (4.0, 7.0, 10.0, 13.0, 16.0)
 HINT_RANGE = (0.6, 1.5)
 #: A censor over one line of text may be a single block high (the length carries the grid).
 MIN_STRIP_BLOCKS = 1.0
+#: An axis may be doubled when its steps inside the 2 px cells average at most this share of its
+#: steps between them (:func:`nearest_doubled`'s quick test, before the fit).
+DOUBLED_STEP_SHARE = 0.25
 
 
 def screen_like(rgb: np.ndarray, step: int = 8) -> float:
@@ -55,6 +59,37 @@ def screen_like(rgb: np.ndarray, step: int = 8) -> float:
     codes = (sample[..., 0] << 16) | (sample[..., 1] << 8) | sample[..., 2]
     _, counts = np.unique(codes.ravel(), return_counts=True)
     return float(counts.max()) / codes.size
+
+
+def nearest_doubled(rgb: np.ndarray) -> tuple[GridEstimate, np.ndarray] | None:
+    """``(grid, half)`` when ``rgb`` (``HxWx3`` ``uint8``) is an image with every pixel doubled by
+    nearest neighbour (a HiDPI x2 of an interface: the content as designed), else ``None``.
+
+    ``grid`` is the 2 px grid of the doubled pixels and ``half`` the image they double (one pixel
+    per cell, :func:`recover_lowres`). The grid must explain the image (:data:`MIN_GRID_FIT_DB`) and
+    fit it :data:`MIN_GRID_CONTRAST_DB` better than itself moved by a pixel (a smooth picture fits
+    any fine grid; sharp interface edges only their own). A quick test on the steps inside and
+    between the cells (:data:`DOUBLED_STEP_SHARE`) picks the phase and spares the fit elsewhere.
+    """
+    gray = _gray(rgb).astype(np.int16)
+    if min(gray.shape) < 8:
+        return None
+    phases = []
+    for g in (gray, gray.T):  # x, then y
+        steps = np.abs(np.diff(g, axis=1)).mean(axis=0)  # steps[x]: between pixels x and x + 1
+        even, odd = float(steps[0::2].mean()), float(steps[1::2].mean())
+        if even <= DOUBLED_STEP_SHARE * odd:
+            phases.append(0.0)  # cells start at even pixels: no step from 2k to 2k + 1
+        elif odd <= DOUBLED_STEP_SHARE * even:
+            phases.append(1.0)
+        else:
+            return None
+    grid = GridEstimate(2.0, (2.0, 2.0), (phases[0], phases[1]), 1.0)
+    half = recover_lowres(rgb, grid, refine=False)
+    fit = grid_fit(rgb, half, grid)
+    if fit < MIN_GRID_FIT_DB or not grid_contrast(rgb, grid, fit=fit) >= MIN_GRID_CONTRAST_DB:
+        return None
+    return grid, half
 
 
 def mosaic_colours(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[int, float]:

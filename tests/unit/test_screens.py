@@ -121,23 +121,115 @@ def test_full_pixelation_of_a_screen_keeps_the_network_verdict(monkeypatch, stub
     assert [r.xyxy for r in det.regions] == [(0, 0, img.shape[1], img.shape[0])]
 
 
+def _fires_on_the_first_image_only(monkeypatch):
+    """The network fires on every tile of the image detected, never on the half image the
+    HiDPI check judges next (as the shipped network does on interfaces at 1x)."""
+    calls = []
+
+    def fake(self, crops):
+        calls.append(len(crops))
+        return np.full(len(crops), 0.99 if len(calls) == 1 else 0.05, np.float32)
+
+    monkeypatch.setattr(Detector, "tile_probabilities", fake)
+    return calls
+
+
+def _doubled(img: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
+
+
 @pytest.mark.parametrize("quality", [None, 90])
 def test_an_interface_doubled_all_over_is_not_pixelated(monkeypatch, stub_detector, quality):
     # A HiDPI x2 screenshot (every pixel doubled by nearest neighbour) is the interface as designed
-    # (training.synth_v2 labels it clean), even where the network fires on every tile; blocks of 3 px
-    # on the same screen, or a photo doubled, stay pixelated.
+    # (training.synth_v2 labels it clean): it is judged by the image it doubles. Blocks of 3 px
+    # on the same screen, or a photo doubled (not screen-like), stay pixelated.
     from deepclarity.detect import SCREEN_HIDPI
 
     screen = np.concatenate([_screen(seed=s) for s in range(2)], axis=0)
-    doubled = np.repeat(np.repeat(screen, 2, axis=0), 2, axis=1)
-    doubled = jpeg(doubled, quality) if quality else doubled
-    _fake_probs(monkeypatch, lambda i: 0.99)
+    doubled = jpeg(_doubled(screen), quality) if quality else _doubled(screen)
+    calls = _fires_on_the_first_image_only(monkeypatch)
     det = stub_detector.detect(doubled)
-    assert not det.pixelated and det.basis == SCREEN_HIDPI and det.regions == []
+    assert not det.pixelated and det.basis == SCREEN_HIDPI and det.regions == [] and det.block_size is None
+    assert len(calls) == 2 and det.probability == pytest.approx(0.99)  # the network's score is kept
+    _fires_on_the_first_image_only(monkeypatch)
     tripled = pixelate(np.repeat(np.repeat(screen, 3, axis=0), 3, axis=1), 3)
     assert stub_detector.detect(tripled).basis == "screen: network"
+    _fires_on_the_first_image_only(monkeypatch)
     photo = np.ascontiguousarray(skdata.astronaut()[::2, ::2])
-    assert stub_detector.detect(np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1)).pixelated
+    assert stub_detector.detect(_doubled(photo)).pixelated
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+def test_a_censor_in_a_doubled_interface_is_found_in_the_image_it_doubles(monkeypatch, stub_detector, shift):
+    # Censored at 1x (6 px blocks), then doubled (and cropped by ``shift`` px: a one-pixel cell
+    # opens each row and column): found by its colours in the half image, its box and blocks
+    # doubled back onto the image; the clean doubled screen next to it is not pixelated.
+    screen = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
+    censored, truth = censor_regions(screen, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
+    doubled = np.ascontiguousarray(_doubled(censored)[shift:, shift:])
+    _fires_on_the_first_image_only(monkeypatch)
+    det = stub_detector.detect(doubled)
+    assert det.pixelated and det.basis == "screen: mosaic colours"
+    x0, y0, x1, y1 = (2 * v - shift for v in truth[0].xyxy)
+    (bx0, by0, bx1, by1), = [r.xyxy for r in det.regions]
+    inter = max(0, min(x1, bx1) - max(x0, bx0)) * max(0, min(y1, by1) - max(y0, by0))
+    assert inter / ((x1 - x0) * (y1 - y0) + (bx1 - bx0) * (by1 - by0) - inter) >= 0.6
+    assert det.block_size == pytest.approx(12, rel=0.1)
+    # The doubled grid's phase lands on the doubled blocks' edges (censor phase (1, 5) at 1x).
+    px, py = det.regions[0].phase
+    assert min((px - (2 * 1 - shift)) % 12, (2 * 1 - shift - px) % 12) <= 1.0
+    assert min((py - (2 * 5 - shift)) % 12, (2 * 5 - shift - py) % 12) <= 1.0
+
+
+def test_a_screen_pixelated_by_four_is_undoubled_once(monkeypatch, stub_detector):
+    # Blocks of 4 px from pixel 0 are pixels doubled twice: the half image (blocks of 2) is judged
+    # as it is, not halved again into a clean quarter (HiDPI x2 is clean, pixelation by 4 is not).
+    screen = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
+    calls = []
+
+    def fake(self, crops):  # fires on the image and its half, not on a quarter
+        calls.append(len(crops))
+        return np.full(len(crops), 0.99 if len(calls) <= 2 else 0.05, np.float32)
+
+    monkeypatch.setattr(Detector, "tile_probabilities", fake)
+    det = stub_detector.detect(pixelate(_doubled(screen), 4))
+    assert det.pixelated and det.basis == "screen: network" and len(calls) == 2
+    assert [r.xyxy for r in det.regions] == [(0, 0, 960, 1200)]
+
+
+def test_nearest_doubled_finds_the_doubling_grid_and_nothing_else():
+    from deepclarity.pixelation import nearest_doubled
+
+    screen = np.concatenate([_screen(seed=s) for s in range(2)], axis=0)
+    for shift in (0, 1):
+        found = nearest_doubled(np.ascontiguousarray(_doubled(screen)[shift:, shift:]))
+        assert found is not None
+        grid, half = found
+        assert grid.block_xy == (2.0, 2.0) and grid.phase_xy == (float(shift), float(shift))
+        np.testing.assert_array_equal(half[1:, 1:], screen[1:, 1:])
+    assert nearest_doubled(jpeg(_doubled(screen), 90)) is not None
+    # Not doubled: the screen itself, pixelation by 3 or by a factor near 2, a flat image.
+    assert nearest_doubled(screen) is None
+    assert nearest_doubled(pixelate(_doubled(screen), 3)) is None
+    assert nearest_doubled(pixelate(screen, 2.04)) is None
+    assert nearest_doubled(np.full((64, 64, 3), 200, np.uint8)) is None
+
+
+def test_one_network_pass_judged_every_way_is_detect_with_those_settings(monkeypatch, stub_detector):
+    # Detector.score + Detector.verdict(screen_check=, look=) is what detect gives with those
+    # settings (the evaluation's rule tables judge one pass several ways); here the check overrules
+    # the network on a clean screen (two tiles fired) and the network stands without it.
+    img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
+    _fake_probs(monkeypatch, lambda i: 0.99 if i % 12 < 2 else 0.05)
+    network = stub_detector.score(img)
+    assert network.pixelated and network.regions == [] and network.block_size is None
+    for screen_check in (True, False):
+        judged = stub_detector.verdict(img, network, screen_check=screen_check, look=False)
+        stub_detector.screen_check, stub_detector.second_look = screen_check, False
+        assert judged.to_record() == stub_detector.detect(img).to_record()
+        assert judged.pixelated is not screen_check
+    stub_detector.screen_check = stub_detector.second_look = True
+    assert stub_detector.verdict(img, network).basis == "screen: interface grid"
 
 
 def test_photos_keep_the_network_verdict(monkeypatch, stub_detector):
