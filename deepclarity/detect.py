@@ -212,9 +212,10 @@ class Detector:
         method: a registered detector method (:func:`deepclarity.models.detector_methods`):
             ``"canny"`` (method 2, default) or ``"rgb"`` (method 1, the baseline).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; fp16 autocast on CUDA unless ``fp32``.
-        threshold: probability at or above which an image is called pixelated; default: the one
-            calibrated on validation photos and stored in the model card
-            (``evaluation/calibrate_detect.py``), else 0.5.
+        threshold: probability at or above which an image is called pixelated, every image; default:
+            the ones calibrated on validation images and stored in the model card
+            (``evaluation/calibrate_detect.py``): ``threshold`` for images a crop wide or more,
+            ``threshold_small`` for smaller ones (:meth:`threshold_for`), else 0.5.
         max_tiles: crops read per image (the region map's cells); more is finer and slower.
         weights: a weight file instead of the registry's.
         screen_check: on screen-like images, the verdict of :func:`screen_verdict` (default);
@@ -233,10 +234,14 @@ class Detector:
         methods = detector_methods()
         if method not in methods:
             raise ValueError(f"unknown detection method {method!r} (use {' or '.join(methods)})")
+        small = None
         if threshold is None:
             threshold = default_threshold(method) if weights is None else 0.5
+            small = default_threshold(method, small=True) if weights is None else None
         self.method = method
         self.threshold = _checked_threshold(threshold)
+        #: The threshold for images under a crop on their short side (None: :attr:`threshold`).
+        self.small_threshold = None if small is None else _checked_threshold(small)
         self.max_tiles = max(1, int(max_tiles))
         self.batch_size = max(1, int(batch_size))
         self.screen_check = bool(screen_check)
@@ -263,26 +268,34 @@ class Detector:
             probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
         return np.concatenate(probs) if probs else np.zeros(0, np.float32)
 
+    def threshold_for(self, height: int, width: int) -> float:
+        """The decision threshold for an image of ``height x width``: :attr:`small_threshold` when
+        its short side is under a crop (:data:`CROP_SIZE`), else :attr:`threshold`. A small image is
+        one padded tile or a row of them, while a large one is as pixelated as the most confident
+        of up to ``max_tiles``: the same false-alarm rate needs a higher bar there."""
+        small = getattr(self, "small_threshold", None)
+        return small if small is not None and min(height, width) < CROP_SIZE else self.threshold
+
     def detect(self, image, *, threshold: float | None = None, estimate_block: bool = True) -> Detection:
         """Detect pixelation in ``image`` (anything :func:`~deepclarity.io.read_image` reads):
         :meth:`score`, then :meth:`verdict`.
 
-        ``threshold`` overrides the detector's own for this call (the model is shared, so a UI
-        slider never reloads it).
+        ``threshold`` overrides the detector's own (:meth:`threshold_for`) for this call (the
+        model is shared, so a UI slider never reloads it).
         """
-        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         from .io import LoadedImage, read_image
 
         loaded = image if isinstance(image, LoadedImage) else read_image(image)
         rgb = to_uint8(loaded.pixels)
+        threshold = self.threshold_for(*rgb.shape[:2]) if threshold is None else _checked_threshold(threshold)
         return self.verdict(rgb, self.score(rgb, threshold=threshold), threshold=threshold,
                             estimate_block=estimate_block)
 
     def score(self, rgb: np.ndarray, *, threshold: float | None = None) -> Detection:
         """The network's detection of ``rgb`` (``HxWx3`` ``uint8``) alone: tile probabilities,
         their aggregate and its verdict at ``threshold``, no block size, no boxes."""
-        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         h, w = rgb.shape[:2]
+        threshold = self.threshold_for(h, w) if threshold is None else _checked_threshold(threshold)
         padded = pad_small(rgb)  # small inputs: mirrored out to a full crop, never a constant border
         rows, cols, boxes = tile_grid(*padded.shape[:2], self.max_tiles)
         probs = self.tile_probabilities([padded[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes])
@@ -301,10 +314,10 @@ class Detector:
         override the detector's ``screen_check`` and ``second_look``, so one network pass can be
         judged every way (the evaluation's rule tables). A screen so called pixelated that is doubled
         all over is judged by the image it doubles (:meth:`_undoubled`; ``undouble=False``: not)."""
-        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
+        h, w = rgb.shape[:2]
+        threshold = self.threshold_for(h, w) if threshold is None else _checked_threshold(threshold)
         screen_check = self.screen_check if screen_check is None else screen_check
         look = self.second_look if look is None else look
-        h, w = rgb.shape[:2]
         if screen_check and min(h, w) >= MIN_SCREEN_SIDE:
             from .pixelation import SCREEN_SHARE, screen_like
 
@@ -623,12 +636,15 @@ def _checked_threshold(threshold: float) -> float:
     return threshold
 
 
-def default_threshold(method: str) -> float:
-    """The decision threshold calibrated for ``method``'s shipped weights (model card), else 0.5."""
+def default_threshold(method: str, *, small: bool = False) -> float:
+    """The decision threshold calibrated for ``method``'s shipped weights (model card), else 0.5;
+    ``small``: the one for images under a crop on their short side (``threshold_small``, else the
+    same)."""
     from .models import detector_methods, get_spec
 
     card = get_spec(detector_methods()[method]).card or {}
-    return float(card.get("threshold", 0.5))
+    threshold = float(card.get("threshold", 0.5))
+    return float(card.get("threshold_small", threshold)) if small else threshold
 
 
 def aggregate(tile_probs: np.ndarray) -> float:

@@ -9,9 +9,12 @@ builds the benchmark's slices (:mod:`deepclarity.eval.detect`) from the validati
 ``benchmark/`` is never read) -- the photo slices from the validation photos, the screenshot slices
 (clean and censored screenshots, snippets) from the validation screenshots of ``train/screens`` --
 runs the detector, and picks the lowest threshold whose false-positive rate over all of them is at
-most ``--max-fpr``. The threshold and the validation figures go
-into the model card (``threshold``, ``calibration``), where :class:`deepclarity.detect.Detector`
-reads its default.
+most ``--max-fpr``: one for images a crop (160 px) or more on their short side, and one for smaller
+images (``threshold_small``, chosen on the snippets alone at the same ``--max-fpr``): a small image
+is one padded tile, or a row of them, so it misses the many chances to raise a false alarm
+that a large image's most confident tile of ~20 has. The thresholds and the validation figures go
+into the model card (``threshold``, ``threshold_small``, ``calibration``), where
+:class:`deepclarity.detect.Detector` reads its defaults.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from deepclarity.datasets import default_data_dir, is_validation, training_images
-from deepclarity.detect import METHODS, Detector, to_uint8
+from deepclarity.detect import CROP_SIZE, METHODS, Detector, to_uint8
 from deepclarity.errors import DeepClarityError
 from deepclarity.eval.detect import calibration_scores, choose_threshold, threshold_rates
 from deepclarity.io import read_image
@@ -59,21 +62,31 @@ def main(argv: list[str] | None = None) -> int:
     for method in args.methods:
         spec = get_spec(METHODS[method])
         detector = Detector(method, device=args.device, threshold=0.5)
-        probs, labels, names = calibration_scores(detector, sources, args.seed, screens)
-        threshold = choose_threshold(probs, labels, args.max_fpr)
+        probs, labels, names, sides = calibration_scores(detector, sources, args.seed, screens)
+        small = sides < CROP_SIZE  # one padded tile high: no maximum over many tiles (Detector.threshold_for)
+        large = ~small if (labels[~small] == 0).any() else np.ones_like(small)  # no large negatives: all
+        threshold = choose_threshold(probs[large], labels[large], args.max_fpr)
         card = read_card(spec.weights_path) or {}
         card["threshold"] = round(threshold, 6)
+        card.pop("threshold_small", None)
+        small_threshold = threshold
+        if (labels[small] == 0).any():
+            small_threshold = choose_threshold(probs[small], labels[small], args.max_fpr)
+            card["threshold_small"] = round(small_threshold, 6)
+        # Each image judged at the threshold the detector uses for its size.
+        per_image = np.where(small, small_threshold, threshold)
         card["calibration"] = {
             "command": command, "photos": len(photos), "screenshots": len(shots),
-            "slices": list(dict.fromkeys(names.tolist())),
+            "slices": list(dict.fromkeys(names.tolist())), "small_images": int(small.sum()),
             "max_fpr": args.max_fpr, "at_0.5": threshold_rates(probs, labels, 0.5),
-            "at_threshold": threshold_rates(probs, labels, threshold),
-            "per_slice_at_threshold": {n: threshold_rates(probs[names == n], labels[names == n], threshold)
+            "at_threshold": threshold_rates(probs, labels, per_image),
+            "per_slice_at_threshold": {n: threshold_rates(probs[names == n], labels[names == n], per_image[names == n])
                                        for n in dict.fromkeys(names.tolist())},
         }
         write_card(spec.weights_path, card)
-        print(f"{method}: threshold {threshold:.4f}; validation at 0.5 {card['calibration']['at_0.5']}; "
-              f"at threshold {card['calibration']['at_threshold']}")
+        print(f"{method}: threshold {threshold:.4f}, under {CROP_SIZE} px on the short side "
+              f"{small_threshold:.4f} ({int(small.sum())} such images); "
+              f"validation at 0.5 {card['calibration']['at_0.5']}; at threshold {card['calibration']['at_threshold']}")
     return 0
 
 

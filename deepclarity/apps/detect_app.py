@@ -130,7 +130,9 @@ def detect_images(files: Any, method: str = "canny", threshold: float | None = N
         files: paths from a ``gr.File(file_count="multiple")`` (one path is accepted too).
         method: ``"canny"`` (method 2, default) or ``"rgb"`` (method 1).
         threshold: probability at or above which an image is called pixelated, in [0, 1];
-            ``None``: the method's calibrated default (model card).
+            ``None`` or the slider's start (the calibrated value, rounded): the method's calibrated
+            thresholds (model card), each image judged at the one for its size
+            (:meth:`~deepclarity.detect.Detector.threshold_for`), as the CLI does.
         device: passed to :func:`deepclarity.detect.load_detector` (the model is loaded once).
         max_files: images processed per call; extra files get an error row.
         display_max_side: overlays are downscaled to this longest side (``None``: never).
@@ -155,6 +157,7 @@ def detect_images(files: Any, method: str = "canny", threshold: float | None = N
         detector = load_detector(method, device=device)
     except DeepClarityError as exc:
         raise user_error(f"{METHOD_LABELS[method]} is unavailable: {exc}") from None
+    calibrated = threshold is None or threshold == _calibrated_threshold(method)
     if threshold is None:
         threshold = detector.threshold
     try:
@@ -173,7 +176,7 @@ def detect_images(files: Any, method: str = "canny", threshold: float | None = N
             continue
         try:
             loaded = read_image(path)
-            det = detector.detect(loaded, threshold=threshold)
+            det = detector.detect(loaded, threshold=None if calibrated else threshold)
         except DeepClarityError as exc:
             rows.append(DetectRow(name, error=clean_message(str(exc), path, name)))
             continue

@@ -534,7 +534,10 @@ def evaluate_method(detector, photos: list[Photo], seed: int, slices: tuple[Slic
     method = detector.method
     records, seconds = run_method(detector, photos, seed, f"detect {method}", slices)
     summary = summarise(records)
-    res = {"model": METHODS[method], "threshold": detector.threshold, "seconds": round(seconds, 3),
+    res = {"model": METHODS[method], "threshold": detector.threshold,
+           **({"threshold_small": small} if (small := getattr(detector, "small_threshold", None)) is not None
+              and small != detector.threshold else {}),
+           "seconds": round(seconds, 3),
            "images_per_s": len(records) / seconds if seconds > 0 else 0.0, "summary": summary}
     if method == "canny" and summary["overall"]["support"]:
         res["targets"] = check_targets(summary)
@@ -578,9 +581,9 @@ def new_report(command: str, photos: list[Photo], seed: int, threshold: float | 
 # ----------------------------------------------------------------------------------- calibration
 
 
-def calibration_scores(detector, sources: list[np.ndarray], seed: int,
-                       screens: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(probabilities, labels, slice names)`` of ``detector`` on every photo slice of every
+def calibration_scores(detector, sources: list[np.ndarray], seed: int, screens: list[np.ndarray] = ()
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(probabilities, labels, slice names, short sides)`` of ``detector`` on every photo slice of every
     photo in ``sources`` and every screenshot slice (``screens clean``, ``screens censored``,
     ``snippets``) of every screenshot in ``screens`` (``HxWx3`` ``uint8``; image ``i`` of each
     list is keyed ``i`` in :func:`slice_rng`, screenshots ``-1 - i``), without block-size
@@ -590,13 +593,14 @@ def calibration_scores(detector, sources: list[np.ndarray], seed: int,
     screen_slices = [s for s in CENSOR_SLICES if s.source == "screens"]
     work = [(src, i, s) for i, src in enumerate(sources) for s in SLICES]
     work += [(src, -1 - i, s) for i, src in enumerate(screens) for s in screen_slices]
-    probs, labels, names = [], [], []
+    probs, labels, names, sides = [], [], [], []
     for src, key, s in tqdm(work, desc=f"calibrate {detector.method}", unit="img"):
         v = build_variant(src, s.name, slice_rng(seed, s.name, key % (2 ** 32)))
         probs.append(detector.detect(v.image, estimate_block=False).probability)
         labels.append(v.label)
         names.append(s.name)
-    return np.array(probs), np.array(labels), np.array(names)
+        sides.append(min(v.image.shape[:2]))
+    return np.array(probs), np.array(labels), np.array(names), np.array(sides)
 
 
 def choose_threshold(probs: np.ndarray, labels: np.ndarray, max_fpr: float) -> float:
@@ -615,9 +619,9 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, max_fpr: float) -> f
     return float(min(1.0, max(0.5, np.nextafter(edge, 1.0))))
 
 
-def threshold_rates(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """``accuracy``, ``recall``, ``fpr`` and ``images`` of the decisions ``probs >= threshold``
-    (``None`` for a rate with no images behind it, e.g. the recall of a slice of clean images)."""
+def threshold_rates(probs: np.ndarray, labels: np.ndarray, threshold: float | np.ndarray) -> dict:
+    """``accuracy``, ``recall``, ``fpr`` and ``images`` of the decisions ``probs >= threshold`` (one
+    threshold, or one per image) (``None`` for a rate with no images behind it, e.g. the recall of a slice of clean images)."""
     pred = probs >= threshold
     pos, neg = labels == 1, labels == 0
 

@@ -11,6 +11,7 @@ import json
 import platform
 import re
 
+from ..detect import CROP_SIZE
 from .detect import BLOCK_TOLERANCE, METHOD_TITLES, PROTOTYPE, SLICES, _num, _pct
 
 __all__ = ["method_table", "censor_table", "prototype_table", "render_markdown", "dump_report", "environment"]
@@ -90,6 +91,8 @@ def render_markdown(report: dict, cm_links: dict[str, str]) -> str:
                  "pixelated images whose boxes cover the image with IoU >= 0.7 (not detected = miss).")
     for method, res in report["methods"].items():
         threshold = f", threshold {res['threshold']:.4f}" if "threshold" in res else ""
+        if "threshold_small" in res:
+            threshold += f"; {res['threshold_small']:.4f} under {CROP_SIZE} px on the short side"
         parts += ["", f"**{METHOD_TITLES.get(method, method)}** (`{res['model']}`{threshold})", ""]
         if "skipped" in res:
             parts.append(f"skipped: {res['skipped']}")

@@ -136,6 +136,18 @@ def test_threshold_changes_the_verdict_without_reloading_the_model(images):
     assert len(detect_mod._DETECTORS) == 1  # one model loaded, whatever the threshold
 
 
+def test_the_slider_start_judges_small_images_at_their_calibrated_threshold(tmp_path, monkeypatch):
+    """At the slider's start (the calibrated value, rounded) a snippet is judged at the card's
+    small-image threshold, as the CLI judges it; a value moved off the start applies to all."""
+    monkeypatch.setattr(detect_mod, "default_threshold", lambda method, small=False: 0.9 if small else 0.99)
+    monkeypatch.setattr(detect_mod.Detector, "tile_probabilities", lambda self, crops: np.full(len(crops), 0.95))
+    snippet = tmp_path / "snippet.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 200, 3), dtype=np.uint8)).save(snippet)
+    _, _, start = detect_images([str(snippet)], "canny", 0.99, device="cpu")
+    _, _, moved = detect_images([str(snippet)], "canny", 0.98, device="cpu")
+    assert start[0]["verdict"] == "PIXELATED" and moved[0]["verdict"] == "clean"
+
+
 def test_missing_weights_app_still_builds_and_requests_say_why(tmp_path, monkeypatch, images):
     monkeypatch.setenv("DEEPCLARITY_WEIGHTS", str(tmp_path))  # an empty folder
     app = build_detect_app(device="cpu", examples=False)

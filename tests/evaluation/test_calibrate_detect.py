@@ -44,6 +44,31 @@ def test_detector_default_threshold_comes_from_the_model_card(tmp_path, monkeypa
     card_file.write_text(json.dumps(card))
     assert detect.Detector("canny", device="cpu").threshold == pytest.approx(0.987)
     assert detect.Detector("canny", device="cpu", threshold=0.3).threshold == 0.3
+    # No small-image threshold in the card: every image is judged at the one threshold.
+    assert detect.Detector("canny", device="cpu").threshold_for(40, 300) == pytest.approx(0.987)
+    card["threshold_small"] = 0.9
+    card_file.write_text(json.dumps(card))
+    det = detect.Detector("canny", device="cpu")
+    assert det.threshold_for(40, 300) == pytest.approx(0.9)  # short side under a crop
+    assert det.threshold_for(159, 2000) == pytest.approx(0.9)
+    assert det.threshold_for(160, 160) == pytest.approx(0.987)
+    assert detect.Detector("canny", device="cpu", threshold=0.3).threshold_for(40, 300) == 0.3  # given: for all
+
+
+def test_small_images_are_called_at_their_own_threshold(stub_detector, monkeypatch):
+    """A snippet scored between the two thresholds is pixelated; a large image with the same
+    score is not, and an explicit threshold applies to both."""
+    from deepclarity import detect
+
+    stub_detector.threshold, stub_detector.small_threshold = 0.99, 0.9
+    stub_detector.second_look = False  # the network's verdict alone on the large image
+    monkeypatch.setattr(detect.Detector, "tile_probabilities", lambda self, crops: np.full(len(crops), 0.95))
+    rng = np.random.default_rng(0)
+    snippet = rng.integers(0, 256, (40, 200, 3), dtype=np.uint8)
+    photo = rng.integers(0, 256, (320, 320, 3), dtype=np.uint8)
+    assert stub_detector.detect(snippet, estimate_block=False).pixelated
+    assert not stub_detector.detect(photo, estimate_block=False).pixelated
+    assert not stub_detector.detect(snippet, threshold=0.99, estimate_block=False).pixelated
 
 
 @pytest.mark.slow
@@ -68,6 +93,8 @@ def test_calibrate_writes_the_threshold_into_the_card(tmp_path, monkeypatch):
     assert cal["photos"] == 1 and cal["screenshots"] == 0 and cal["at_0.5"]["images"] == 10
     assert cal["per_slice_at_threshold"]["clean"]["recall"] is None
     assert 0.5 <= card["threshold"] <= 1.0 and cal["at_threshold"]["fpr"] == 0.0
+    # The 96 px crops are all small images: their own threshold, the main one chosen on them too.
+    assert cal["small_images"] == 10 and card["threshold_small"] == card["threshold"]
 
 
 def test_rates_of_a_one_label_slice_have_no_undefined_numbers():
@@ -89,8 +116,10 @@ def test_calibration_scores_screenshots_with_the_screenshot_slices():
     photo = np.ascontiguousarray(skdata.astronaut()[:96, :128])
     shot = np.full((120, 300, 3), 255, np.uint8)
     shot[20:100:12, 10:290] = 0  # lines of "text"
-    probs, labels, names = calibration_scores(Fixed(), [photo], 3, [shot])
+    probs, labels, names, sides = calibration_scores(Fixed(), [photo], 3, [shot])
     screen = [s.name for s in CENSOR_SLICES if s.source == "screens"]
     assert names.tolist() == [s.name for s in SLICES] + screen
     assert labels.tolist() == [s.label for s in SLICES] + [s.label for s in CENSOR_SLICES if s.source == "screens"]
-    assert probs.shape == labels.shape and np.all((0 <= probs) & (probs <= 1))
+    assert probs.shape == labels.shape == sides.shape and np.all((0 <= probs) & (probs <= 1))
+    assert sides[names == "clean"].tolist() == [96]  # the photo's short side
+    assert np.all(sides[np.char.startswith(names, "snippets")] < 96)  # crops of text lines
