@@ -376,7 +376,8 @@ class Restorer:
         from .detect import locate
 
         h, w = rgb8.shape[:2]
-        located = locate(rgb8, detection, self.detector.threshold_for(h, w) if threshold is None else threshold)
+        threshold = self.detector.threshold_for(h, w) if threshold is None else threshold
+        located = locate(rgb8, detection, threshold)
         if located.basis == SCREEN_CENSOR:
             # A censor mosaic on a screenshot is almost always over text: one colour per block
             # cannot give the letters back, and smoothing the blocks only blurs them (measured:

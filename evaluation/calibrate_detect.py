@@ -10,7 +10,8 @@ builds the benchmark's slices (:mod:`deepclarity.eval.detect`) from the validati
 (clean and censored screenshots, snippets) from the validation screenshots of ``train/screens`` --
 runs the detector, and picks the lowest threshold whose false-positive rate over all of them is at
 most ``--max-fpr``: one for images a crop (160 px) or more on their short side, and one for smaller
-images (``threshold_small``, chosen on the snippets alone at the same ``--max-fpr``): a small image
+images (``threshold_small``, chosen on those alone -- the snippets and small photo variants -- at
+the same ``--max-fpr``): a small image
 is one padded tile, or a row of them, so it misses the many chances to raise a false alarm
 that a large image's most confident tile of ~20 has. The thresholds and the validation figures go
 into the model card (``threshold``, ``threshold_small``, ``calibration``), where
@@ -80,13 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             "slices": list(dict.fromkeys(names.tolist())), "small_images": int(small.sum()),
             "max_fpr": args.max_fpr, "at_0.5": threshold_rates(probs, labels, 0.5),
             "at_threshold": threshold_rates(probs, labels, per_image),
-            "per_slice_at_threshold": {n: threshold_rates(probs[names == n], labels[names == n], per_image[names == n])
+            "per_slice_at_threshold": {n: threshold_rates(probs[names == n], labels[names == n],
+                                                          per_image[names == n])
                                        for n in dict.fromkeys(names.tolist())},
         }
         write_card(spec.weights_path, card)
+        cal = card["calibration"]
         print(f"{method}: threshold {threshold:.4f}, under {CROP_SIZE} px on the short side "
               f"{small_threshold:.4f} ({int(small.sum())} such images); "
-              f"validation at 0.5 {card['calibration']['at_0.5']}; at threshold {card['calibration']['at_threshold']}")
+              f"validation at 0.5 {cal['at_0.5']}; at threshold {cal['at_threshold']}")
     return 0
 
 

@@ -33,8 +33,9 @@ def thresholds(detector) -> str:
     from deepclarity.detect import CROP_SIZE
 
     small = getattr(detector, "small_threshold", None)
-    extra = f"; {small:.4f} under {CROP_SIZE} px on the short side" if small not in (None, detector.threshold) else ""
-    return f"threshold {detector.threshold:.4f}{extra}"
+    if small in (None, detector.threshold):
+        return f"threshold {detector.threshold:.4f}"
+    return f"threshold {detector.threshold:.4f}; {small:.4f} under {CROP_SIZE} px on the short side"
 
 
 def write_rule_table(module: str, argv: list[str] | None, intro: str, columns: list[str],

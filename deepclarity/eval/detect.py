@@ -583,8 +583,8 @@ def new_report(command: str, photos: list[Photo], seed: int, threshold: float | 
 
 def calibration_scores(detector, sources: list[np.ndarray], seed: int, screens: list[np.ndarray] = ()
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(probabilities, labels, slice names, short sides)`` of ``detector`` on every photo slice of every
-    photo in ``sources`` and every screenshot slice (``screens clean``, ``screens censored``,
+    """``(probabilities, labels, slice names, short sides)`` of ``detector`` on every photo slice of
+    every photo in ``sources`` and every screenshot slice (``screens clean``, ``screens censored``,
     ``snippets``) of every screenshot in ``screens`` (``HxWx3`` ``uint8``; image ``i`` of each
     list is keyed ``i`` in :func:`slice_rng`, screenshots ``-1 - i``), without block-size
     estimation: what :func:`choose_threshold` picks a threshold from."""
@@ -621,7 +621,8 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, max_fpr: float) -> f
 
 def threshold_rates(probs: np.ndarray, labels: np.ndarray, threshold: float | np.ndarray) -> dict:
     """``accuracy``, ``recall``, ``fpr`` and ``images`` of the decisions ``probs >= threshold`` (one
-    threshold, or one per image) (``None`` for a rate with no images behind it, e.g. the recall of a slice of clean images)."""
+    threshold, or one per image; ``None`` for a rate with no images behind it, e.g. the recall of a
+    slice of clean images)."""
     pred = probs >= threshold
     pos, neg = labels == 1, labels == 0
 

@@ -140,7 +140,8 @@ def test_the_slider_start_judges_small_images_at_their_calibrated_threshold(tmp_
     """At the slider's start (the calibrated value, rounded) a snippet is judged at the card's
     small-image threshold, as the CLI judges it; a value moved off the start applies to all."""
     monkeypatch.setattr(detect_mod, "default_threshold", lambda method, small=False: 0.9 if small else 0.99)
-    monkeypatch.setattr(detect_mod.Detector, "tile_probabilities", lambda self, crops: np.full(len(crops), 0.95))
+    monkeypatch.setattr(detect_mod.Detector, "tile_probabilities",
+                        lambda self, crops: np.full(len(crops), 0.95))
     snippet = tmp_path / "snippet.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 200, 3), dtype=np.uint8)).save(snippet)
     _, _, start = detect_images([str(snippet)], "canny", 0.99, device="cpu")

@@ -52,7 +52,8 @@ def test_detector_default_threshold_comes_from_the_model_card(tmp_path, monkeypa
     assert det.threshold_for(40, 300) == pytest.approx(0.9)  # short side under a crop
     assert det.threshold_for(159, 2000) == pytest.approx(0.9)
     assert det.threshold_for(160, 160) == pytest.approx(0.987)
-    assert detect.Detector("canny", device="cpu", threshold=0.3).threshold_for(40, 300) == 0.3  # given: for all
+    given = detect.Detector("canny", device="cpu", threshold=0.3)
+    assert given.threshold_for(40, 300) == given.threshold_for(500, 500) == 0.3  # given: for every size
 
 
 def test_small_images_are_called_at_their_own_threshold(stub_detector, monkeypatch):
