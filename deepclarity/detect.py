@@ -38,7 +38,11 @@ FALLBACK_FLAT_SHARE = 0.8
 #: On a screen-like image (:func:`~deepclarity.pixelation.screen_like`) the network's verdict stands
 #: when its boxes are the whole image or at least this many tiles fired; else only a mosaic whose
 #: colours are a censor's (:func:`~deepclarity.pixelation.find_censor_mosaics`) makes it pixelated.
-MIN_SCREEN_TILES = 3
+#: The photo-only network needed 3 (it fired on a tile or two of many clean screenshots); the
+#: mixed-training one raises no alarm of its own on the clean training screenshots, so one tile is
+#: enough: more censored and wholly pixelated training screenshots found, no more clean ones called
+#: (chosen on train/screens, ``python -m evaluation.screens_rule``; the README gives both tables).
+MIN_SCREEN_TILES = 1
 #: :attr:`Detection.basis` of a screen-like image pixelated where a censor mosaic's colours were found.
 SCREEN_CENSOR = "screen: mosaic colours"
 #: :attr:`Detection.basis` of a screen-like image doubled by nearest neighbour all over (a HiDPI
@@ -141,8 +145,9 @@ class Detection:
         basis: what the verdict rests on: ``"network"`` (the tiles' probability against the
             threshold), or on a screen-like image (:func:`screen_verdict`) ``"screen: network"``
             (the network, confirmed), ``"screen: mosaic colours"`` (a censor mosaic found by its
-            colours) or ``"screen: interface grid"`` (the network fired on a few tiles but no
-            censor mosaic is there: not pixelated, whatever ``probability`` says) or
+            colours) or ``"screen: interface grid"`` (the network fired on fewer than
+            :data:`MIN_SCREEN_TILES` tiles and no censor mosaic is there: not pixelated, whatever
+            ``probability`` says; never with the shipped one tile) or
             ``"screen: HiDPI x2"`` (an interface doubled all over: not pixelated), or on a photo
             the network was unsure of ``"second look: image grid"`` (pixelated all over) or
             ``"second look: mosaic cells"`` (censor mosaics) (:func:`second_look`).
@@ -382,8 +387,8 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     """The verdict on a screen-like image (``rgb``, ``HxWx3`` ``uint8``; ``detection``: the
     network's), with its boxes always measured (:attr:`Detection.basis` says which case).
 
-    Interfaces sit on pixel grids, so the network fires on a tile or two of many clean
-    screenshots. Its verdict stands when its boxes are the whole image (full-image pixelation)
+    Interfaces sit on pixel grids, so a network may fire on a tile or two of many clean
+    screenshots (the photo-only one did). Its verdict stands when its boxes are the whole image (full-image pixelation)
     or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image is pixelated only where
     a mosaic's cells hold a censor's many in-between colours
     (:func:`~deepclarity.pixelation.find_censor_mosaics`), which also finds the text censors the

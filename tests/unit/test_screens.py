@@ -89,6 +89,11 @@ def _fake_probs(monkeypatch, fn):
 
 def test_network_firing_on_a_tile_or_two_of_a_clean_screen_is_overruled(monkeypatch, stub_detector):
     img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)  # 600x480: 12 tiles
+    # As shipped (one tile is enough for the mixed-training network) the network's verdict stands...
+    _fake_probs(monkeypatch, lambda i: 0.99 if i < 2 else 0.05)
+    assert detect_mod.MIN_SCREEN_TILES == 1 and stub_detector.detect(img).basis == "screen: network"
+    # ... and where a network needs more tiles (the photo-only one: 3), a tile or two is overruled.
+    monkeypatch.setattr(detect_mod, "MIN_SCREEN_TILES", 3)
     _fake_probs(monkeypatch, lambda i: 0.99 if i < 2 else 0.05)
     det = stub_detector.detect(img)
     assert det.probability == pytest.approx(0.99)
@@ -218,7 +223,8 @@ def test_nearest_doubled_finds_the_doubling_grid_and_nothing_else():
 def test_one_network_pass_judged_every_way_is_detect_with_those_settings(monkeypatch, stub_detector):
     # Detector.score + Detector.verdict(screen_check=, look=) is what detect gives with those
     # settings (the evaluation's rule tables judge one pass several ways); here the check overrules
-    # the network on a clean screen (two tiles fired) and the network stands without it.
+    # the network on a clean screen (two tiles fired, three needed) and the network stands without it.
+    monkeypatch.setattr(detect_mod, "MIN_SCREEN_TILES", 3)
     img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
     _fake_probs(monkeypatch, lambda i: 0.99 if i % 12 < 2 else 0.05)
     network = stub_detector.score(img)
@@ -233,10 +239,10 @@ def test_one_network_pass_judged_every_way_is_detect_with_those_settings(monkeyp
 
 
 def test_photos_keep_the_network_verdict(monkeypatch, stub_detector):
+    monkeypatch.setattr(detect_mod, "MIN_SCREEN_TILES", 3)  # one tile would be overruled on a screen
     _fake_probs(monkeypatch, lambda i: 0.99 if i == 0 else 0.05)
     det = stub_detector.detect(np.ascontiguousarray(skdata.astronaut()))
     assert det.pixelated and det.basis == "network"
-    assert detect_mod.MIN_SCREEN_TILES > 1  # one tile would have been overruled on a screen
     assert Detection(True, 0.9, None, None, np.zeros((1, 1), np.float32)).basis == "network"
 
 
