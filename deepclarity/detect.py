@@ -388,9 +388,9 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     network's), with its boxes always measured (:attr:`Detection.basis` says which case).
 
     Interfaces sit on pixel grids, so a network may fire on a tile or two of many clean
-    screenshots (the photo-only one did). Its verdict stands when its boxes are the whole image (full-image pixelation)
-    or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image is pixelated only where
-    a mosaic's cells hold a censor's many in-between colours
+    screenshots (the photo-only one did). Its verdict stands when its boxes are the whole image
+    (full-image pixelation) or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image
+    is pixelated only where a mosaic's cells hold a censor's many in-between colours
     (:func:`~deepclarity.pixelation.find_censor_mosaics`), which also finds the text censors the
     network misses."""
     from .pixelation import box_area, find_censor_mosaics

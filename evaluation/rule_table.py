@@ -28,16 +28,6 @@ def rule_parser(doc: str, *, every: int, every_help: str, out_name: str) -> argp
     return parser
 
 
-def thresholds(detector) -> str:
-    """``"threshold T"``, with the small-image one when the detector has its own for those."""
-    from deepclarity.detect import CROP_SIZE
-
-    small = getattr(detector, "small_threshold", None)
-    if small in (None, detector.threshold):
-        return f"threshold {detector.threshold:.4f}"
-    return f"threshold {detector.threshold:.4f}; {small:.4f} under {CROP_SIZE} px on the short side"
-
-
 def write_rule_table(module: str, argv: list[str] | None, intro: str, columns: list[str],
                      rows: list[tuple[str, str, int, list[int]]], started: float, out: Path) -> None:
     """Write (and print) the table: the command, ``intro``, one row per slice ``(name, label,

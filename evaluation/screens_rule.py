@@ -25,9 +25,10 @@ import numpy as np
 
 from deepclarity.detect import Detector, to_uint8
 from deepclarity.eval.detect import build_variant, slice_rng
+from deepclarity.eval.detect_report import threshold_text
 from deepclarity.io import read_image
 from deepclarity.pixelation import SCREEN_SHARE, screen_like
-from evaluation.rule_table import rule_parser, thresholds, write_rule_table
+from evaluation.rule_table import rule_parser, write_rule_table
 
 SLICES = ("screens clean", "screens censored", "snippets clean", "snippets censored", "pixelated 2-3",
           "pixelated+jpeg", "mosaic", "hidpi x2")
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             network = checked.score(rgb)
             counts[name] += (1, network.pixelated, checked.verdict(rgb, network).pixelated,
                              screen_like(rgb) >= SCREEN_SHARE)
-    intro = (f"Shipped method-2 detector ({thresholds(checked)}) on {len(files)} screenshots of "
+    thresholds = threshold_text(checked.threshold, checked.small_threshold)
+    intro = (f"Shipped method-2 detector ({thresholds}) on {len(files)} screenshots of "
              f"`train/screens` (every {args.every}th; where the check's thresholds were chosen), seed {args.seed}: "
              "share of images called pixelated by the network alone and with the screenshot check.")
     rows = [(name, "clean" if "clean" in name or name == "hidpi x2" else "pixelated", int(n), [screen, net, chk])

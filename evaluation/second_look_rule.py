@@ -29,8 +29,9 @@ import numpy as np
 from deepclarity.detect import SECOND_LOOK_GRID, SECOND_LOOK_P, Detector, to_uint8
 from deepclarity.eval.censor import build_censor_variant
 from deepclarity.eval.detect import build_variant, slice_rng
+from deepclarity.eval.detect_report import threshold_text
 from deepclarity.io import read_image
-from evaluation.rule_table import rule_parser, thresholds, write_rule_table
+from evaluation.rule_table import rule_parser, write_rule_table
 
 CLEAN_SLICES = ("clean", "jpeg q30", "bicubic-upscaled", "blurred")
 SLICES = CLEAN_SLICES + ("pixelated 1.5-2", "pixelated+jpeg", "pixelated+resized", "photo censor")
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             shipped = looked.verdict(rgb, alone)
             counts[name] += (1, alone.pixelated, screened.pixelated, shipped.pixelated, band,
                              shipped.basis == SECOND_LOOK_GRID)
-    intro = (f"Shipped method-2 detector ({thresholds(looked)}) on {len(files)} training photos "
+    thresholds = threshold_text(looked.threshold, looked.small_threshold)
+    intro = (f"Shipped method-2 detector ({thresholds}) on {len(files)} training photos "
              f"(where the second look's thresholds were chosen), seed {args.seed}: share of images called "
              f"pixelated by the network alone, with the screenshot check (photos of screens can be screen-like), "
              f"and with both checks as shipped; the second look runs on images the network scored from "

@@ -534,11 +534,10 @@ def evaluate_method(detector, photos: list[Photo], seed: int, slices: tuple[Slic
     method = detector.method
     records, seconds = run_method(detector, photos, seed, f"detect {method}", slices)
     summary = summarise(records)
-    res = {"model": METHODS[method], "threshold": detector.threshold,
-           **({"threshold_small": small} if (small := getattr(detector, "small_threshold", None)) is not None
-              and small != detector.threshold else {}),
-           "seconds": round(seconds, 3),
+    res = {"model": METHODS[method], "threshold": detector.threshold, "seconds": round(seconds, 3),
            "images_per_s": len(records) / seconds if seconds > 0 else 0.0, "summary": summary}
+    if getattr(detector, "small_threshold", None) is not None:
+        res["threshold_small"] = detector.small_threshold
     if method == "canny" and summary["overall"]["support"]:
         res["targets"] = check_targets(summary)
     res["images"] = records

@@ -14,7 +14,8 @@ import re
 from ..detect import CROP_SIZE
 from .detect import BLOCK_TOLERANCE, METHOD_TITLES, PROTOTYPE, SLICES, _num, _pct
 
-__all__ = ["method_table", "censor_table", "prototype_table", "render_markdown", "dump_report", "environment"]
+__all__ = ["method_table", "censor_table", "prototype_table", "render_markdown", "dump_report", "environment",
+           "threshold_text"]
 
 
 def _block_cell(block: dict | None) -> str:
@@ -66,6 +67,15 @@ def prototype_table() -> str:
     return "\n".join(lines)
 
 
+def threshold_text(threshold: float, small: float | None = None) -> str:
+    """``"threshold T"``, and the one for small images (:meth:`~deepclarity.detect.Detector.threshold_for`)
+    when there is one of its own."""
+    text = f"threshold {threshold:.4f}"
+    if small is not None and small != threshold:
+        text += f"; {small:.4f} under {CROP_SIZE} px on the short side"
+    return text
+
+
 def render_markdown(report: dict, cm_links: dict[str, str]) -> str:
     """The report (:func:`new_report`, methods filled in) as Markdown: the command, the benchmark,
     per method its table, block-size summary, confusion-matrix image (``cm_links``: method -> link)
@@ -90,9 +100,7 @@ def render_markdown(report: dict, cm_links: dict[str, str]) -> str:
                  f"{BLOCK_TOLERANCE:.0%} of the truth (no estimate = miss); one box: share of fully "
                  "pixelated images whose boxes cover the image with IoU >= 0.7 (not detected = miss).")
     for method, res in report["methods"].items():
-        threshold = f", threshold {res['threshold']:.4f}" if "threshold" in res else ""
-        if "threshold_small" in res:
-            threshold += f"; {res['threshold_small']:.4f} under {CROP_SIZE} px on the short side"
+        threshold = f", {threshold_text(res['threshold'], res.get('threshold_small'))}" if "threshold" in res else ""
         parts += ["", f"**{METHOD_TITLES.get(method, method)}** (`{res['model']}`{threshold})", ""]
         if "skipped" in res:
             parts.append(f"skipped: {res['skipped']}")
