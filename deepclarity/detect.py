@@ -26,6 +26,9 @@ __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", 
 MAX_REGIONS = 8
 #: Share of pixelated tiles from which the whole image is taken as one pixelated box.
 FULL_IMAGE_SHARE = 0.75
+#: A box covering at least this share of the image is full-image pixelation; under it, the image is
+#: pixelated in part, and its block size is its largest box's.
+WHOLE_BOX_SHARE = 0.9
 #: An image-wide grid under this confidence on such an image may be a partial mosaic's: its flat
 #: cells are looked for (:func:`~deepclarity.pixelation.flat_mosaic_box`) ...
 WEAK_FULL_GRID = 0.6
@@ -398,7 +401,7 @@ def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> D
     h, w = rgb.shape[:2]
     if detection.pixelated:
         located = locate(rgb, detection, threshold)
-        whole = bool(located.regions) and box_area(located.regions[0].xyxy) >= 0.9 * h * w
+        whole = bool(located.regions) and box_area(located.regions[0].xyxy) >= WHOLE_BOX_SHARE * h * w
         if whole or int((detection.region_map >= threshold).sum()) >= MIN_SCREEN_TILES:
             return replace(located, basis="screen: network")
     mosaics = find_censor_mosaics(rgb, max_boxes=MAX_REGIONS)
@@ -509,7 +512,7 @@ def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection
     ``threshold``, and the boxes around them (:func:`find_regions`). :meth:`Detector.detect` does
     this when asked to estimate blocks; the restorer does it only when it needs the boxes. A
     detection that already has its boxes (:func:`screen_verdict`) is returned as it is."""
-    from .pixelation import estimate_grid
+    from .pixelation import box_area, estimate_grid
 
     if detection.regions:
         return detection
@@ -523,9 +526,13 @@ def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection
     full = float((probs >= threshold).mean()) >= FULL_IMAGE_SHARE
     fired = [b for b, p in sorted(zip(detection.tiles, probs), key=lambda t: -t[1]) if p >= threshold]
     regions = find_regions(rgb, mask, grid, full=full, tiles=fired)
-    if block is None and min(h, w) < CROP_SIZE and regions and regions[0].block_size is not None:
-        # Too small for the image-wide estimate: the (whole-image) box's own.
-        block, phase, conf = regions[0].block_size, regions[0].phase, regions[0].confidence
+    top = regions[0] if regions else None
+    if top is not None and top.block_size is not None and (
+            (block is None and min(h, w) < CROP_SIZE) or box_area(top.xyxy) < WHOLE_BOX_SHARE * h * w):
+        # Too small for the image-wide estimate, or pixelated in part: the grid measured over
+        # whole tiles also holds their clean content (a text censor's tile fits 2-5 times its
+        # block), so the largest box's own grid says it.
+        block, phase, conf = top.block_size, top.phase, top.confidence
     return replace(detection, block_size=block, phase=phase, grid_confidence=conf, regions=regions)
 
 

@@ -7,7 +7,10 @@ everything from photos. v2 adds what the screenshot and censor benchmark slices
 * carriers — photos (40%), real screenshots from ``train/screens`` (25%) and drawn ones (35%,
   :mod:`training.carriers`: rendered text in DejaVu or Pillow's font, UI panels/buttons/tables,
   charts and line art, flat-colour graphics, checkerboards and tiles, screentones);
-* positives — full-image pixelation (nearest down/up by 1.5-4, as v1) or censor mosaics by
+* positives — full-image pixelation (nearest down/up by 1.5-4, as v1; on screenshots and drawn
+  carriers, since revision 2, ``WHOLE_SCREEN_SHARE`` of the positives are the whole crop pixelated
+  by 2.15-4, nearest or area-averaged: revision 1 had almost none, and the network it trained
+  learnt to call a screenshot pixelated by 2-3 px clean, like a HiDPI one) or censor mosaics by
   :func:`~deepclarity.degrade.censor` (block average or nearest sample, any grid phase, blocks
   2-32 px log-uniform) over regions of every shape: a thin strip over a line of text (10-40 px
   tall), a face-sized box (40-120 px), two to four boxes, or the whole crop;
@@ -47,10 +50,17 @@ from deepclarity.detect import CROP_SIZE, crop_features, pad_small
 from .carriers import CARRIERS, pixel_art_icon
 from .synth import Sample, _region, synthesize, validation_set
 
-__all__ = ["synthesize_v2", "SynthDatasetV2", "validation_set_v2", "validation_set_mix", "region_boxes"]
+__all__ = ["REVISION", "synthesize_v2", "SynthDatasetV2", "validation_set_v2", "validation_set_mix", "region_boxes"]
 
 #: Share of v1 photo samples in ``--synthesis mix``.
 V1_SHARE_IN_MIX = 0.5
+#: Revision of the v2 samples, recorded in the card: weights validated on another revision's samples
+#: set no bar for a run (2: whole screenshots and drawn carriers pixelated at small factors).
+REVISION = 2
+#: Share of positives on screenshots and drawn carriers that are pixelated as a whole (revision 2).
+WHOLE_SCREEN_SHARE = 0.3
+#: Smallest factor of that whole-image pixelation: clear of HiDPI's exact x2, a hard negative.
+WHOLE_SCREEN_MIN_FACTOR = 2.15
 #: Carrier kinds and their shares.
 CARRIER_SHARES = {"photo": 0.40, "screen": 0.25, "drawn": 0.35}
 
@@ -115,10 +125,23 @@ def synthesize_v2(photos: list[np.ndarray], screens: list[np.ndarray], rng: np.r
     min_block = 1.5 / post if post < 1.0 else 1.0
 
     if label == 1:
-        if rng.random() < 0.2 and kind == "photo":
+        r = rng.random()
+        if r < 0.2 and kind == "photo":
             factor = float(rng.uniform(max(1.5, min_block), 4.0))
             img = pixelate(img, factor)
             steps.append(f"pixelate {factor:.2f}")
+        elif r < WHOLE_SCREEN_SHARE and kind != "photo":
+            # A whole screenshot pixelated at a small factor: decimated (nearest) or averaged
+            # (area), blocks of two sizes unless the factor is whole; never the exact x2 of HiDPI.
+            factor = float(rng.uniform(max(WHOLE_SCREEN_MIN_FACTOR, min_block), 4.0))
+            if rng.random() < 0.5:
+                img = pixelate(img, factor)
+                steps.append(f"pixelate {factor:.2f}")
+            else:
+                small = cv2.resize(img, (max(1, round(w / factor)), max(1, round(h / factor))),
+                                   interpolation=cv2.INTER_AREA)
+                img = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+                steps.append(f"pixelate area {factor:.2f}")
         else:
             block = max(_block(rng), int(math.ceil(max(2.0, min_block))))
             boxes, shape = region_boxes(h, w, rng, block)

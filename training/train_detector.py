@@ -48,7 +48,7 @@ from deepclarity.runtime import configure_threads
 from .data import load_images, split_images
 from .loop import RankSampler, Schedule, Trainer, command_line, distributed
 from .synth import SynthDataset, validation_set
-from .synth_v2 import V1_SHARE_IN_MIX, SynthDatasetV2, validation_set_mix, validation_set_v2
+from .synth_v2 import REVISION, V1_SHARE_IN_MIX, SynthDatasetV2, validation_set_mix, validation_set_v2
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Card fields that summarise a run in ``earlier_runs``.
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  else max(1, (os.cpu_count() or 1) // dist.local_world)))
     torch.manual_seed(args.seed)
     model_name = detector_methods()[args.method]
+    revision = REVISION if args.synthesis != "v1" else 1  # of the samples: a bar only for the same
     out = args.out or get_spec(model_name).weights_path
 
     train_paths, val_paths = split_images(args.data)
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # Weights made with another synthesis were validated on other samples: their scores are not
         # a bar for this run, and its schedule starts afresh from their step.
-        same = (read_card(out) or {}).get("synthesis", "v1") == args.synthesis
+        made = read_card(out) or {}
+        same = (made.get("synthesis", "v1"), made.get("synthesis_revision", 1)) == (args.synthesis, revision)
         run.continue_from_weights(model, metrics=("val_acc", "val_fpr", "val_fnr", "val_loss") if same else (),
                                   run_fields=RUN_FIELDS, restart=not same)
 
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": args.batch, "processes": dist.world, "batch_per_process": local_batch, "seed": args.seed,
                 "data": f"{len(train_images)} photos from train/ (validation: {len(val_images)} others)",
                 "validation": f"{len(val_y)} synthesised crops, {args.val_per_image} per validation photo",
-                **({"synthesis": args.synthesis} if args.synthesis != "v1" else {}),
+                **({"synthesis": args.synthesis, "synthesis_revision": revision} if args.synthesis != "v1" else {}),
                 "threads": threads}
 
     start = run.progress.samples or run.progress.step * args.batch  # global samples consumed

@@ -12,7 +12,8 @@ from skimage import data as skdata
 from deepclarity.detect import CROP_SIZE, crop_features
 from training.carriers import CARRIERS, font_files, pixel_art_icon, render_text
 from training.synth import synthesize
-from training.synth_v2 import SynthDatasetV2, region_boxes, synthesize_v2, validation_set_mix, validation_set_v2
+from training.synth_v2 import (WHOLE_SCREEN_MIN_FACTOR, WHOLE_SCREEN_SHARE, SynthDatasetV2, region_boxes, synthesize_v2,
+                               validation_set_mix, validation_set_v2)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,39 @@ def test_v2_covers_carriers_hard_negatives_and_snippets(sources):
     for word in ("photo", "screen", "text", "ui", "chart", "tiles", "screentone", "flat", "snippet",
                  "x2 (HiDPI)", "pixel-art icon", "strip", "face", "whole", "jpeg"):
         assert word in seen, word
+
+
+def test_whole_screens_pixelated_at_small_factors_are_positives_never_hidpi(sources):
+    photos, screens = sources
+    factors, kinds = [], set()
+    for i in range(600):
+        s = synthesize_v2(photos, screens, np.random.default_rng([3, i]), label=1)
+        steps = s.recipe.split(", ")
+        if steps[0] != "photo" and steps[1].startswith("pixelate"):
+            kinds.add(steps[1].split()[1] if steps[1].count(" ") == 2 else "nearest")
+            factors.append(float(steps[1].split()[-1]))
+            assert s.label == 1
+    non_photo = sum(1 for i in range(600)
+                    if not synthesize_v2(photos, screens, np.random.default_rng([3, i]), 1).recipe.startswith("photo"))
+    # About WHOLE_SCREEN_SHARE of the positives on screenshots and drawn carriers, nearest and averaged...
+    assert 0.6 * WHOLE_SCREEN_SHARE <= len(factors) / non_photo <= 1.4 * WHOLE_SCREEN_SHARE
+    assert kinds == {"nearest", "area"}
+    # ... at 2.15-4 (never HiDPI's exact x2, a hard negative), the small factors well represented.
+    assert min(factors) >= WHOLE_SCREEN_MIN_FACTOR and max(factors) <= 4.0
+    assert sum(f < 3.0 for f in factors) >= 0.25 * len(factors)
+
+
+def test_an_area_pixelated_screen_is_blocks_of_cell_means(sources):
+    photos, screens = sources
+    for i in range(400):
+        s = synthesize_v2(photos, screens, np.random.default_rng([5, i]), label=1)
+        if "pixelate area" in s.recipe and not any(w in s.recipe for w in ("resize", "jpeg", "snippet")):
+            # Blocks of 2.15 px or more: each row repeats the one above it or starts a block.
+            for a in (s.crop, s.crop.transpose(1, 0, 2)):
+                starts = 1 + int(np.any(a[1:] != a[:-1], axis=(1, 2)).sum())
+                assert starts <= a.shape[0] / 2.0 + 1
+            return
+    pytest.fail("no lossless area-pixelated screen drawn")
 
 
 def test_snippets_are_mirrored_not_zero_padded(sources):

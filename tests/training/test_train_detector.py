@@ -83,3 +83,25 @@ def test_train_writes_weights_card_resumes_and_continues(data, tmp_path):
     state = torch.load(tmp_path / "continue" / "detector-canny" / "last.pt", weights_only=False)
     assert state["step"] == 6
     assert state["earlier_runs"] == history
+
+
+@pytest.mark.slow
+def test_weights_validated_on_another_synthesis_revision_set_no_bar(data, tmp_path):
+    from training.synth_v2 import REVISION
+
+    out = tmp_path / "w" / "detector-canny.safetensors"
+    out.parent.mkdir()
+    assert _run(data, tmp_path / "a", out, "--steps", "2", "--synthesis", "mix") == 0
+    card_path = out.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    assert card["synthesis"] == "mix" and card["synthesis_revision"] == REVISION
+
+    def continued(revision: int, name: str) -> bool:
+        """Whether a mix run from weights whose card claims an unbeatable score on ``revision``'s
+        samples ships new weights."""
+        card_path.write_text(json.dumps({**card, "synthesis_revision": revision, "val_acc": 2.0}))
+        assert _run(data, tmp_path / name, out, "--steps", "4", "--synthesis", "mix", "--val-every", "1") == 0
+        return json.loads(card_path.read_text()).get("val_acc") != 2.0
+
+    assert not continued(REVISION, "same")  # the same samples: their score is the bar
+    assert continued(REVISION - 1, "older")  # other samples: no bar, the run's best ships

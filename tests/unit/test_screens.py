@@ -11,7 +11,8 @@ import deepclarity.detect as detect_mod
 from deepclarity.degrade import censor_regions, jpeg, pixelate
 from deepclarity.detect import Detection, Detector, locate
 from deepclarity.eval import censor as ec
-from deepclarity.pixelation import GridEstimate, find_censor_mosaics, is_censor_mosaic, screen_like
+from deepclarity.pixelation import (GridEstimate, box_area, estimate_grid, find_censor_mosaics, is_censor_mosaic,
+                                   screen_like)
 from deepclarity.pixelation.screens import SCREEN_SHARE, mosaic_colours
 
 
@@ -116,6 +117,24 @@ def test_censor_the_network_missed_is_found_by_its_colours(monkeypatch, stub_det
     assert det.block_size == pytest.approx(6, rel=0.1)
     # The restorer's boxes are these (locate keeps boxes it is given), not the empty tiles'.
     assert locate(out, det, 0.5) is det
+
+
+def test_a_text_censor_the_network_found_gets_its_boxs_block_not_its_tiles(monkeypatch, stub_detector):
+    img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)  # 600x480: 12 tiles of 160
+    out, truth = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
+    rows, cols, tiles = detect_mod.tile_grid(*out.shape[:2], stub_detector.max_tiles)
+    fired = next(t for t in tiles if t[0] <= 264 < t[1] and t[2] <= 144 < t[3])  # the censor's centre
+    _fake_probs(monkeypatch, lambda i: 0.99 if tiles[i % len(tiles)] == fired else 0.05)
+    det = stub_detector.detect(out)
+    assert det.pixelated and det.basis == "screen: network"
+    assert det.regions and box_area(det.regions[0].xyxy) < 0.1 * out.shape[0] * out.shape[1]
+    assert det.block_size == pytest.approx(6, rel=0.1) and det.block_size == det.regions[0].block_size
+    assert det.phase == det.regions[0].phase
+    # The grid measured over the whole tile (the clean text around the censor too) is not the censor's.
+    mask = np.zeros(out.shape[:2], bool)
+    mask[fired[0]:fired[1], fired[2]:fired[3]] = True
+    tile_grid = estimate_grid(out, mask)
+    assert not (tile_grid.found and abs(tile_grid.block_size - 6) <= 0.6)
 
 
 def test_full_pixelation_of_a_screen_keeps_the_network_verdict(monkeypatch, stub_detector):
