@@ -26,6 +26,10 @@ __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", 
 MAX_REGIONS = 8
 #: Share of pixelated tiles from which the whole image is taken as one pixelated box.
 FULL_IMAGE_SHARE = 0.75
+#: An image read through fewer tiles than this is taken as pixelated all over (one box) only when
+#: its grid is the image's own (:func:`_images_own`): each tile covers much of a small image, so a
+#: censor of a third of it fires most of them.
+FULL_CHECK_TILES = 8
 #: A box covering at least this share of the image is full-image pixelation; under it, the image is
 #: pixelated in part, and its block size is its largest box's.
 WHOLE_BOX_SHARE = 0.9
@@ -469,15 +473,22 @@ def _pixelated_throughout(rgb: np.ndarray, mask: np.ndarray):
     it explains the whole image (:func:`_explains_image`) and fits it at least
     :data:`~deepclarity.pixelation.MIN_GRID_CONTRAST_DB` better than itself moved by half a block
     (:func:`~deepclarity.pixelation.grid_contrast`: a smooth photo fits any fine grid); else ``None``."""
-    from .pixelation import MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, estimate_grid, grid_contrast
+    from .pixelation import estimate_grid
 
     grid = estimate_grid(rgb, mask)
+    return grid if _images_own(rgb, grid) else None
+
+
+def _images_own(rgb: np.ndarray, grid) -> bool:
+    """Whether ``grid`` is ``rgb``'s own block grid: found, it explains the whole image and fits it
+    at least :data:`~deepclarity.pixelation.MIN_GRID_CONTRAST_DB` better than itself moved by half
+    a block."""
+    from .pixelation import MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, grid_contrast
+
     if not grid.found:
-        return None
+        return False
     snapped, fit = _snapped_fit(rgb, grid)
-    if fit < MIN_GRID_FIT_DB or grid_contrast(rgb, snapped, fit=fit) < MIN_GRID_CONTRAST_DB:
-        return None
-    return grid
+    return fit >= MIN_GRID_FIT_DB and grid_contrast(rgb, snapped, fit=fit) >= MIN_GRID_CONTRAST_DB
 
 
 def second_look(rgb: np.ndarray, detection: Detection) -> Detection:
@@ -525,7 +536,7 @@ def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection
                                                                                                grid.confidence)
     full = float((probs >= threshold).mean()) >= FULL_IMAGE_SHARE
     fired = [b for b, p in sorted(zip(detection.tiles, probs), key=lambda t: -t[1]) if p >= threshold]
-    regions = find_regions(rgb, mask, grid, full=full, tiles=fired)
+    regions = find_regions(rgb, mask, grid, full=full, tiles=fired, few_tiles=probs.size < FULL_CHECK_TILES)
     top = regions[0] if regions else None
     if top is not None and top.block_size is not None and (
             (block is None and min(h, w) < CROP_SIZE) or box_area(top.xyxy) < WHOLE_BOX_SHARE * h * w):
@@ -571,7 +582,8 @@ def _mostly_flat(rgb: np.ndarray, box: tuple[int, int, int, int], grid) -> bool:
     return float(cell_flatness(rgb, box, grid).mean()) >= FALLBACK_FLAT_SHARE
 
 
-def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False, tiles=()) -> list[Region]:
+def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False, tiles=(),
+                 few_tiles: bool = False) -> list[Region]:
     """The pixelated boxes of an image the detector called pixelated (see :class:`Detection`).
 
     ``mask`` marks the tiles that fired and ``grid`` is the image-wide estimate over them. With
@@ -592,22 +604,26 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
     more confident grid stays.
     """
-    from .pixelation import (PHOTO_HINTS, box_area, box_overlap, estimate_box_grid, find_censor_mosaics,
-                             find_pixelated_boxes, flat_mosaic_box)
+    from .pixelation import (MIN_CENSOR_BLOCK, PHOTO_HINTS, box_area, box_overlap, estimate_box_grid,
+                             find_censor_mosaics, find_pixelated_boxes, flat_mosaic_box)
 
     h, w = rgb.shape[:2]
 
     def tile_grids() -> list:  # the grids inside the (up to three) most confident tiles
         return [g for y0, y1, x0, x1 in list(tiles)[:3] if (g := estimate_box_grid(rgb, (x0, y0, x1, y1))).found]
 
+    doubt = False  # a small image whose tiles nearly all fired, its grid not its own
     if full or not mask.any():
         own = grid if grid.found else estimate_box_grid(rgb)
-        if full and own.confidence < WEAK_FULL_GRID:
+        # A few tiles cover a small image, so a censor over a third of it fires most of them.
+        doubt = full and few_tiles and bool(mask.any()) and not _images_own(rgb, own)
+        if full and (own.confidence < WEAK_FULL_GRID or doubt):
             # A small image whose tiles nearly all fired may hold a resized mosaic over part of it.
             part = flat_mosaic_box(rgb, (0, 0, w, h), [own, *tile_grids()])
             if part is not None and box_area(part[0]) <= PARTIAL_SHARE * h * w:
                 return [_region(*part)]
-        return [_region((0, 0, w, h), own)]
+        if not doubt:
+            return [_region((0, 0, w, h), own)]
     if grid.found and _explains_image(rgb, grid):
         # Fully pixelated, though flat or fine parts did not fire: one box, as restore sees it.
         return [_region((0, 0, w, h), grid)]
@@ -632,13 +648,26 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
         # or a JPEG'd one can mislead (a multiple of the block); search every photo block size.
         found = find_censor_mosaics(area, hints=PHOTO_HINTS, accept=_mostly_flat, min_blocks=2.0,
                                     near=mask[ay0:ay1, ax0:ax1], max_boxes=MAX_REGIONS)
-    found = sorted(found, key=lambda f: -box_area(f[0]))[:MAX_REGIONS]
+    found = _one_tool(sorted(found, key=lambda f: -box_area(f[0])))[:MAX_REGIONS]
+    if doubt and (not found or found[0][1].block_size < MIN_CENSOR_BLOCK):
+        # No censor-sized blocks in a part of it: pixelated all over (then resized, say).
+        return [_region((0, 0, w, h), own)]
     regions = [_region(box, g) for box, g in _shifted(found, ax0, ay0)]
     if not regions:
         fired_box = _around(mask, pad=0)
         flat = flat_mosaic_box(rgb, fired_box, [estimate_box_grid(rgb, fired_box), *in_tiles])
         regions = [_region(*flat) if flat is not None else _region(fired_box, grid)]
     return regions
+
+
+def _one_tool(found: list) -> list:
+    """Of boxes with their grids (largest first), those whose block is the largest box's (within
+    10%): the censors of one image are made with one tool and one setting, while the box search
+    near the fired tiles also turns up small patches of a photo's fine texture on grids of their own."""
+    if not found:
+        return found
+    block = found[0][1].block_size
+    return [f for f in found if abs(f[1].block_size - block) <= 0.1 * block]
 
 
 def _checked_threshold(threshold: float) -> float:

@@ -189,8 +189,22 @@ def test_a_grid_that_does_not_explain_the_image_keeps_it(restorer, photo, monkey
     from deepclarity import restore as restore_mod
     from deepclarity.degrade import jpeg, mosaic
 
+    import deepclarity.detect as detect_mod
+
     censored = mosaic(photo, (64, 64, 192, 192), 12)
     monkeypatch.setattr(restore_mod, "find_mosaic_region", lambda *a, **k: None)
+    # The detector's boxes find it (all four tiles of this small image fired, and its grid is not
+    # the image's own, so a part is looked for): that box alone is rebuilt.
+    res = restorer.restore(censored, force=True)
+    assert res.action == "restored-region" and len(res.boxes) == 1 and res.boxes[0].status == "restored"
+    x0, y0, x1, y1 = res.boxes[0].box
+    inside = np.zeros(photo.shape[:2], bool)
+    inside[y0:y1, x0:x1] = True
+    assert np.array_equal(res.image.pixels[~inside], censored[~inside])  # nothing changed outside it
+    overlap = (min(x1, 192) - max(x0, 64)) * (min(y1, 192) - max(y0, 64))
+    assert overlap / ((x1 - x0) * (y1 - y0) + 128 * 128 - overlap) >= 0.7  # the mosaic's box
+    # Where the detector's box is the whole image, its grid is never applied to all of it.
+    monkeypatch.setattr(detect_mod, "FULL_CHECK_TILES", 0)
     res = restorer.restore(censored, force=True)
     assert res.action == "no-grid" and np.array_equal(res.image.pixels, censored)
     # Whole-image pixelation, even after JPEG, is explained by its grid and restored.
