@@ -229,7 +229,7 @@ class Detector:
             (``evaluation/calibrate_detect.py``): ``threshold`` for images a crop wide or more,
             ``threshold_small`` for smaller ones (:meth:`threshold_for`), else 0.5.
         max_tiles: crops read per image (the region map's cells); more is finer and slower.
-        weights: a weight file instead of the registry's.
+        weights: a weight file instead of the registry's (its own card's thresholds, else 0.5).
         screen_check: on screen-like images, the verdict of :func:`screen_verdict` (default);
             ``False``: the network's alone there (to measure what the check changes).
         second_look: on other images the network scored at least :data:`SECOND_LOOK_P` but
@@ -248,8 +248,9 @@ class Detector:
             raise ValueError(f"unknown detection method {method!r} (use {' or '.join(methods)})")
         small = None
         if threshold is None:
-            threshold = default_threshold(method) if weights is None else 0.5
-            small = default_threshold(method, small=True) if weights is None else None
+            # The calibration in the card of the weights used: the shipped ones', or the given file's.
+            threshold, small = default_threshold(method, weights=weights), default_threshold(method, small=True,
+                                                                                             weights=weights)
         self.method = method
         self.threshold = _checked_threshold(threshold)
         #: The threshold for images under a crop on their short side (None: :attr:`threshold`).
@@ -539,10 +540,12 @@ def locate(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection
     regions = find_regions(rgb, mask, grid, full=full, tiles=fired, few_tiles=probs.size < FULL_CHECK_TILES)
     top = regions[0] if regions else None
     if top is not None and top.block_size is not None and (
-            (block is None and min(h, w) < CROP_SIZE) or box_area(top.xyxy) < WHOLE_BOX_SHARE * h * w):
+            (block is None and min(h, w) < CROP_SIZE)
+            or (box_area(top.xyxy) < WHOLE_BOX_SHARE * h * w and (block is None or top.confidence >= conf))):
         # Too small for the image-wide estimate, or pixelated in part: the grid measured over
         # whole tiles also holds their clean content (a text censor's tile fits 2-5 times its
-        # block), so the largest box's own grid says it.
+        # block), so the largest box's own grid says it, unless it is the less confident one
+        # (a resized image pixelated all over whose box search found a part).
         block, phase, conf = top.block_size, top.phase, top.confidence
     return replace(detection, block_size=block, phase=phase, grid_confidence=conf, regions=regions)
 
@@ -677,13 +680,14 @@ def _checked_threshold(threshold: float) -> float:
     return threshold
 
 
-def default_threshold(method: str, *, small: bool = False) -> float:
-    """The decision threshold calibrated for ``method``'s shipped weights (model card), else 0.5;
-    ``small``: the one for images under a crop on their short side (``threshold_small``, else the
-    same)."""
+def default_threshold(method: str, *, small: bool = False, weights: str | None = None) -> float:
+    """The decision threshold calibrated for ``method``'s shipped weights (model card; ``weights``:
+    that file's card instead), else 0.5; ``small``: the one for images under a crop on their short
+    side (``threshold_small``, else the same)."""
     from .models import detector_methods, get_spec
+    from .models.weights import read_card
 
-    card = get_spec(detector_methods()[method]).card or {}
+    card = (get_spec(detector_methods()[method]).card if weights is None else read_card(weights)) or {}
     threshold = float(card.get("threshold", 0.5))
     return float(card.get("threshold_small", threshold)) if small else threshold
 

@@ -139,7 +139,8 @@ def test_threshold_changes_the_verdict_without_reloading_the_model(images):
 def test_the_slider_start_judges_small_images_at_their_calibrated_threshold(tmp_path, monkeypatch):
     """At the slider's start (the calibrated value, rounded) a snippet is judged at the card's
     small-image threshold, as the CLI judges it; a value moved off the start applies to all."""
-    monkeypatch.setattr(detect_mod, "default_threshold", lambda method, small=False: 0.9 if small else 0.99)
+    monkeypatch.setattr(detect_mod, "default_threshold",
+                        lambda method, small=False, weights=None: 0.9 if small else 0.99)
     monkeypatch.setattr(detect_mod.Detector, "tile_probabilities",
                         lambda self, crops: np.full(len(crops), 0.95))
     snippet = tmp_path / "snippet.png"

@@ -404,6 +404,25 @@ def test_explicit_missing_weights_file_is_a_model_error(tmp_path, clear_detector
         Detector("canny", device="cpu", weights=str(tmp_path / "none.safetensors"))
 
 
+def test_an_explicit_weights_file_brings_its_own_calibration(random_weights, tmp_path):
+    import json
+
+    from deepclarity.models.weights import card_path
+
+    src = random_weights / get_spec("detector-canny").weights
+    mine = tmp_path / "mine.safetensors"
+    shutil.copyfile(src, mine)
+    card = json.loads(card_path(src).read_text())
+    card_path(mine).write_text(json.dumps({**card, "threshold": 0.8, "threshold_small": 0.6}))
+    det = Detector("canny", device="cpu", weights=str(mine))
+    assert (det.threshold, det.small_threshold) == (0.8, 0.6)
+    assert det.threshold_for(100, 400) == 0.6 and det.threshold_for(400, 400) == 0.8
+    # A card without a calibration: 0.5, for every image.
+    card_path(mine).write_text(json.dumps(card))
+    det = Detector("canny", device="cpu", weights=str(mine))
+    assert det.threshold == 0.5 and det.threshold_for(100, 400) == 0.5
+
+
 def test_to_record(detector):
     res = detector.detect(pixelate(skdata.astronaut()[:200, :200], 4))
     rec = res.to_record()
@@ -568,6 +587,8 @@ def test_shipped_weights_get_clear_cases_right(tmp_path, clear_detectors):
     if weights is None:
         pytest.skip("weights/detector-canny.safetensors is missing (or kept changing while copied)")
     det = Detector("canny", device="cpu", weights=str(weights))
+    shipped = Detector("canny", device="cpu")
+    assert (det.threshold, det.small_threshold) == (shipped.threshold, shipped.small_threshold)  # its card's
     astronaut = skdata.astronaut()
     px = det.detect(pixelate(astronaut, 4))
     assert px.pixelated and px.probability > 0.9, px.to_record()
