@@ -605,7 +605,11 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     resized mosaics), else that bounding box itself with the image-wide grid. Boxes are looked
     for at the block sizes measured inside the (up to three most confident) ``tiles`` that
     fired (``(y0, y1, x0, x1)``) and the image-wide one; of overlapping boxes the one with the
-    more confident grid stays.
+    more confident grid stays, and of the rest those of the largest box's block (:func:`_one_tool`).
+    With ``few_tiles`` (a small image, read through fewer than :data:`FULL_CHECK_TILES` tiles) and
+    ``full``, the one box stands only when the grid is the image's own (:func:`_images_own`); else
+    the flat-celled part, else the boxes found as above when their block is a censor's
+    (:data:`~deepclarity.pixelation.MIN_CENSOR_BLOCK`), else the one box after all.
     """
     from .pixelation import (MIN_CENSOR_BLOCK, PHOTO_HINTS, box_area, box_overlap, estimate_box_grid,
                              find_censor_mosaics, find_pixelated_boxes, flat_mosaic_box)

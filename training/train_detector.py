@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.from_weights and out.is_file():
         from deepclarity.models.weights import read_card
 
-        # Weights made with another synthesis were validated on other samples: their scores are not
-        # a bar for this run, and its schedule starts afresh from their step.
+        # Weights made with another synthesis (or revision of it) were validated on other samples:
+        # their scores are not a bar for this run, and its schedule starts afresh from their step.
         made = read_card(out) or {}
         same = (made.get("synthesis", "v1"), made.get("synthesis_revision", 1)) == (args.synthesis, revision)
         run.continue_from_weights(model, metrics=("val_acc", "val_fpr", "val_fnr", "val_loss") if same else (),
