@@ -249,8 +249,8 @@ class Detector:
         small = None
         if threshold is None:
             # The calibration in the card of the weights used: the shipped ones', or the given file's.
-            threshold, small = default_threshold(method, weights=weights), default_threshold(method, small=True,
-                                                                                             weights=weights)
+            threshold = default_threshold(method, weights=weights)
+            small = default_threshold(method, small=True, weights=weights)
         self.method = method
         self.threshold = _checked_threshold(threshold)
         #: The threshold for images under a crop on their short side (None: :attr:`threshold`).
