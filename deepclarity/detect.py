@@ -20,7 +20,8 @@ from .io import to_uint8
 
 __all__ = ["CROP_SIZE", "METHODS", "DEFAULT_METHOD", "crop_features", "Region", "Detection", "Detector", "tile_grid",
            "aggregate", "pad_small", "locate", "screen_verdict", "second_look", "find_regions", "load_detector",
-           "default_threshold", "to_uint8", "SCREEN_CENSOR", "SCREEN_HIDPI", "SECOND_LOOK_P", "SECOND_LOOK_GRID"]
+           "default_threshold", "to_uint8", "box_crops", "SCREEN_CENSOR", "SCREEN_BOX_P", "SCREEN_MAX_MAJOR",
+           "SCREEN_HIDPI", "SECOND_LOOK_P", "SECOND_LOOK_GRID"]
 
 #: At most this many boxes are reported per image (largest first).
 MAX_REGIONS = 8
@@ -50,8 +51,14 @@ FALLBACK_FLAT_SHARE = 0.8
 #: enough: more censored and wholly pixelated training screenshots found, no more clean ones called
 #: (chosen on train/screens, ``python -m evaluation.screens_rule``; the README gives both tables).
 MIN_SCREEN_TILES = 1
-#: :attr:`Detection.basis` of a screen-like image pixelated where a censor mosaic's colours were found.
-SCREEN_CENSOR = "screen: mosaic colours"
+#: On a screen-like image a box of blocks is a censor when the network, shown crops centred on it
+#: (:meth:`Detector.box_probability`), scores it at least this...
+SCREEN_BOX_P = 0.95
+#: ... and its two most common cell colours fill at most this share of its flat cells (chosen on
+#: train/screens, clean and censored, never on the benchmark; see :func:`screen_verdict`).
+SCREEN_MAX_MAJOR = 0.95
+#: :attr:`Detection.basis` of a screen-like image pixelated where censor boxes were found.
+SCREEN_CENSOR = "screen: censor boxes"
 #: :attr:`Detection.basis` of a screen-like image doubled by nearest neighbour all over (a HiDPI
 #: UI's x2: the content as designed, nothing lost; the labelling of ``training.synth_v2``) whose
 #: undoubled image is not pixelated (:meth:`Detector.verdict`).
@@ -59,8 +66,11 @@ SCREEN_HIDPI = "screen: HiDPI x2"
 #: Images at least this many pixels on the short side are checked for being screen-like.
 MIN_SCREEN_SIDE = 64
 #: A photo the network scores at least this high, yet under its threshold, gets a second look
-#: for censor mosaics by their cells (:func:`second_look`).
-SECOND_LOOK_P = 0.3
+#: for censor mosaics by their cells (:func:`second_look`). Chosen on the training photos of
+#: ``python -m evaluation.second_look_rule`` with the shipped network: every image the look called
+#: pixelated there scored 0.628 or more, while 66% of clean photos scored 0.3 or more and 15% 0.6 or
+#: more; each look costs a few hundred ms on a 1080p frame.
+SECOND_LOOK_P = 0.6
 #: :attr:`Detection.basis` of a photo the second look found pixelated all over by its block grid.
 SECOND_LOOK_GRID = "second look: image grid"
 
@@ -217,6 +227,25 @@ def tile_grid(height: int, width: int, max_tiles: int, size: int = CROP_SIZE) ->
     return rows, cols, boxes
 
 
+def box_crops(rgb: np.ndarray, box: tuple[int, int, int, int], size: int = CROP_SIZE) -> list[np.ndarray]:
+    """``size x size`` crops of ``rgb`` centred on ``box`` ``(x0, y0, x1, y1)``: one, or for a box
+    longer than a crop, one every half crop along its length (the last flush with its end); each
+    moved inside the image where the box is near an edge, and an image smaller than a crop
+    mirrored out first (:func:`pad_small`)."""
+    padded = pad_small(rgb, size)
+    h, w = padded.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in box)
+
+    def starts(lo: int, hi: int, limit: int) -> list[int]:
+        if hi - lo <= size:
+            centres = [(lo + hi) // 2]
+        else:
+            centres = list(range(lo + size // 2, hi - size // 2, size // 2)) + [hi - size // 2]
+        return sorted({min(max(0, c - size // 2), limit - size) for c in centres})
+
+    return [padded[y:y + size, x:x + size] for y in starts(y0, y1, h) for x in starts(x0, x1, w)]
+
+
 class Detector:
     """A loaded detector: ``Detector("canny").detect(image)``.
 
@@ -281,6 +310,13 @@ class Detector:
             probs.append(torch.softmax(logits, dim=1)[:, 1].cpu().numpy())
         return np.concatenate(probs) if probs else np.zeros(0, np.float32)
 
+    def box_probability(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
+        """The network's pixelated-probability of ``box`` ``(x0, y0, x1, y1)`` of ``rgb``: the
+        highest of the crops centred on it (:func:`box_crops`). A censor over one line of text is
+        a sliver of the fixed tile that holds it, among clean lines; centred, it is what the
+        network looks at."""
+        return float(self.tile_probabilities(box_crops(rgb, box)).max())
+
     def threshold_for(self, height: int, width: int) -> float:
         """The decision threshold for an image of ``height x width``: :attr:`small_threshold` when
         its short side is under a crop (:data:`CROP_SIZE`), else :attr:`threshold`. A small image is
@@ -335,7 +371,7 @@ class Detector:
             from .pixelation import SCREEN_SHARE, screen_like
 
             if screen_like(rgb) >= SCREEN_SHARE:
-                judged = screen_verdict(rgb, detection, threshold)
+                judged = screen_verdict(rgb, detection, threshold, self.box_probability)
                 return self._undoubled(rgb, judged, threshold, look) if judged.pixelated and undouble else judged
         if not detection.pixelated and look and detection.probability >= SECOND_LOOK_P:
             return second_look(rgb, detection)
@@ -391,28 +427,43 @@ class Detector:
             yield from map_ahead(work, paths, n)
 
 
-def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float) -> Detection:
+def screen_verdict(rgb: np.ndarray, detection: Detection, threshold: float, box_probability) -> Detection:
     """The verdict on a screen-like image (``rgb``, ``HxWx3`` ``uint8``; ``detection``: the
     network's), with its boxes always measured (:attr:`Detection.basis` says which case).
 
-    Interfaces sit on pixel grids, so a network may fire on a tile or two of many clean
-    screenshots (the photo-only one did). Its verdict stands when its boxes are the whole image
-    (full-image pixelation) or at least :data:`MIN_SCREEN_TILES` tiles fired; otherwise the image
-    is pixelated only where a mosaic's cells hold a censor's many in-between colours
-    (:func:`~deepclarity.pixelation.find_censor_mosaics`), which also finds the text censors the
-    network misses."""
+    Interfaces sit on pixel grids, and a fixed 160 px tile sees a one-line text censor as a sliver
+    among clean lines. So the network's verdict stands as it is only for full-image pixelation (its
+    boxes the whole image). Otherwise the image is pixelated where boxes of blocks
+    (:func:`~deepclarity.pixelation.find_censor_mosaics`) are censors by :func:`_screen_censor`
+    (a censor-sized grid, more than one or two cell colours, and the network's verdict on crops
+    centred on the box, ``box_probability(rgb, box)``); failing those, where the network's tiles
+    fired, when at least :data:`MIN_SCREEN_TILES` did."""
     from .pixelation import box_area, find_censor_mosaics
 
     h, w = rgb.shape[:2]
+    located = None
     if detection.pixelated:
         located = locate(rgb, detection, threshold)
-        whole = bool(located.regions) and box_area(located.regions[0].xyxy) >= WHOLE_BOX_SHARE * h * w
-        if whole or int((detection.region_map >= threshold).sum()) >= MIN_SCREEN_TILES:
+        if located.regions and box_area(located.regions[0].xyxy) >= WHOLE_BOX_SHARE * h * w:
             return replace(located, basis="screen: network")
-    mosaics = find_censor_mosaics(rgb, max_boxes=MAX_REGIONS)
+    mosaics = find_censor_mosaics(rgb, accept=lambda img, box, grid: _screen_censor(img, box, grid, box_probability),
+                                  grow=True, max_boxes=MAX_REGIONS)
     if mosaics:
         return _pixelated_in(detection, [_region(box, grid) for box, grid in mosaics], SCREEN_CENSOR)
+    if located is not None and int((detection.region_map >= threshold).sum()) >= MIN_SCREEN_TILES:
+        return replace(located, basis="screen: network")
     return replace(detection, pixelated=False, basis="screen: interface grid" if detection.pixelated else "network")
+
+
+def _screen_censor(rgb: np.ndarray, box: tuple[int, int, int, int], grid, box_probability) -> bool:
+    """Whether a box of blocks on a screen-like image is a censor: a censor's grid
+    (:func:`~deepclarity.pixelation.censor_sized`), its two most common cell colours under
+    :data:`SCREEN_MAX_MAJOR` of its flat cells (an interface's grid holds one or two), and the
+    network, shown crops centred on it, at least :data:`SCREEN_BOX_P` sure (asked last: it costs most)."""
+    from .pixelation import censor_sized, mosaic_colours
+
+    return (censor_sized(grid) and mosaic_colours(rgb, box, grid)[1] <= SCREEN_MAX_MAJOR
+            and box_probability(rgb, box) >= SCREEN_BOX_P)
 
 
 def _doubled_up(region: Region, grid, height: int, width: int) -> Region:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .boxes import (FLAT_CELL_STD, box_area, box_overlap, cell_stats, extend_to_partial_cells,
-                    find_pixelated_boxes, trim_blank)
+from .boxes import (FLAT_CELL_STD, NOISE, _cell_edges, box_area, box_overlap, cell_stats, extend_to_partial_cells,
+                    find_pixelated_boxes, snap_box, trim_blank)
 from .grid import GridEstimate, _gray
 from .recover import MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, grid_contrast, grid_fit, recover_lowres
 
 __all__ = ["SCREEN_SHARE", "MIN_CENSOR_BLOCK", "MIN_CENSOR_CONFIDENCE", "MIN_DISTINCT", "MAX_MAJOR_SHARE",
-           "BLOCK_HINTS", "HINT_RANGE", "MIN_STRIP_BLOCKS", "screen_like", "mosaic_colours", "is_censor_mosaic",
-           "find_censor_mosaics", "nearest_doubled"]
+           "BLOCK_HINTS", "HINT_RANGE", "MIN_STRIP_BLOCKS", "screen_like", "mosaic_colours", "censor_sized",
+           "is_censor_mosaic", "grow_censor", "coarsest_split", "find_censor_mosaics", "nearest_doubled"]
 
 #: An image is screen-like when one exact colour covers at least this share of its pixels.
 SCREEN_SHARE = 0.25
@@ -45,6 +45,20 @@ BLOCK_HINTS = (4.0, 7.0, 10.0, 13.0, 16.0)
 HINT_RANGE = (0.6, 1.5)
 #: A censor over one line of text may be a single block high (the length carries the grid).
 MIN_STRIP_BLOCKS = 1.0
+#: A censor box grows (:func:`grow_censor`) by this many cells at a time along a row of cells (or
+#: one, or twice this many)...
+GROW_CELLS = 3
+#: ... while at least this share of the cells it adds is flat and they are not all one colour.
+GROW_FLAT_SHARE = 0.8
+#: Neighbouring cells whose mean colours differ by more than this (8-bit levels) are a change.
+CELL_CHANGE = 8.0
+#: A grid is a split of one ``k`` times coarser (:func:`coarsest_split`) when at most this share
+#: of the changes between its neighbouring cells fall inside the coarser cells...
+SPLIT_SHARE = 0.1
+#: ... of at least this many changes.
+MIN_SPLIT_CHANGES = 6
+#: Coarser grids looked for, largest factor first.
+SPLIT_FACTORS = (4, 3, 2)
 #: An axis may be doubled when its steps inside the 2 px cells average at most this share of its
 #: steps between them (:func:`nearest_doubled`'s quick test, before the fit).
 DOUBLED_STEP_SHARE = 0.25
@@ -115,16 +129,102 @@ def mosaic_colours(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEs
     return int(np.unique(codes[differs]).size), major
 
 
+def censor_sized(grid: GridEstimate) -> bool:
+    """Whether ``grid`` could be a censor's: found, blocks of at least :data:`MIN_CENSOR_BLOCK` px
+    (finer grids are an interface's own) and a confidence of at least :data:`MIN_CENSOR_CONFIDENCE`."""
+    return bool(grid.found) and grid.block_size >= MIN_CENSOR_BLOCK and grid.confidence >= MIN_CENSOR_CONFIDENCE
+
+
 def is_censor_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> bool:
     """Whether the cells of ``grid`` in ``box`` look like a censor mosaic rather than an
     interface's own grid: blocks of at least :data:`MIN_CENSOR_BLOCK` px on a grid of at least
     :data:`MIN_CENSOR_CONFIDENCE`, many distinct neighbouring cell colours and no one or two
     colours dominating (:func:`mosaic_colours`). The thresholds were chosen on ``train/screens``
     (clean and censored variants), never on the benchmark."""
-    if not grid.found or grid.block_size < MIN_CENSOR_BLOCK or grid.confidence < MIN_CENSOR_CONFIDENCE:
+    if not censor_sized(grid):
         return False
     distinct, major = mosaic_colours(img, box, grid)
     return distinct >= MIN_DISTINCT and major <= MAX_MAJOR_SHARE
+
+
+def _adds_censor(img: np.ndarray, cells: tuple[int, int, int, int], grid: GridEstimate) -> bool:
+    """Whether the cells of ``grid`` in ``cells`` (a box on its lines) continue a censor: at least
+    :data:`GROW_FLAT_SHARE` of them flat, and those not all one colour (:data:`CELL_CHANGE`; a blank
+    margin: no one can tell it censored, and past it lies something else)."""
+    if cells[2] <= cells[0] or cells[3] <= cells[1]:
+        return False
+    means, var = cell_stats(img, cells, grid)
+    flat = var <= FLAT_CELL_STD ** 2
+    if float(flat.mean()) < GROW_FLAT_SHARE:
+        return False
+    return float(np.ptp(means[flat], axis=0).max()) > CELL_CHANGE  # the flat cells are not all one colour
+
+
+def grow_censor(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> tuple[int, int, int, int]:
+    """``box`` grown while the cells of ``grid`` beyond it continue the censor
+    (:func:`_adds_censor`): :data:`GROW_CELLS` columns at a time to the left and right, a row at a
+    time above and below, each step ending on a line of the grid. The block-evidence search often
+    finds a piece of a text censor only (the cells of a line one or two blocks high show few
+    steps), and the network, shown a crop centred on that piece, sees the whole censor; the
+    letters beyond it are not flat cells."""
+    h, w = np.asarray(img).shape[:2]
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+
+    def line(v: float, b: float, p: float, limit: int) -> int:  # the grid line nearest to v
+        return int(min(max(round(p + round((v - p) / b) * b), 0), limit))
+
+    x0, y0, x1, y1 = (int(v) for v in box)
+    grown = True
+    while grown:
+        grown = False
+        # A column at a time where a few would cross the censor's end; twice as many where they
+        # are blank (a nearest-sample censor of text takes the background's colour in places).
+        widths = (GROW_CELLS, 1, 2 * GROW_CELLS)
+        steps = [("left", n) for n in widths] + [("right", n) for n in widths] + [("top", 1), ("bottom", 1)]
+        for side, n in steps:
+            if side == "left":
+                cells = (line(x0 - n * bx, bx, px, w), y0, x0, y1)
+            elif side == "right":
+                cells = (x1, y0, line(x1 + n * bx, bx, px, w), y1)
+            elif side == "top":
+                cells = (x0, line(y0 - n * by, by, py, h), x1, y0)
+            else:
+                cells = (x0, y1, x1, line(y1 + n * by, by, py, h))
+            if _adds_censor(img, cells, grid):
+                x0, y0, x1, y1 = min(x0, cells[0]), min(y0, cells[1]), max(x1, cells[2]), max(y1, cells[3])
+                grown = True
+    return x0, y0, x1, y1
+
+
+def coarsest_split(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEstimate) -> GridEstimate:
+    """The grid ``k`` (:data:`SPLIT_FACTORS`) times coarser whose cells ``grid``'s cells in ``box``
+    split, else ``grid``. A censor's cells fit every fraction of its grid too, and a line of text
+    censored by nearest sample repeats its background colour over neighbouring cells, so the box
+    search can measure a half or a third of the block; on the true grid the colour changes only
+    between its cells, on a fraction of it also inside them (:data:`SPLIT_SHARE` of at least
+    :data:`MIN_SPLIT_CHANGES` changes, :data:`CELL_CHANGE` levels)."""
+    means, _ = cell_stats(img, box, grid)
+    changes_x = np.abs(np.diff(means, axis=1)).max(axis=-1) > CELL_CHANGE  # between columns c and c + 1
+    changes_y = np.abs(np.diff(means, axis=0)).max(axis=-1) > CELL_CHANGE
+    total = int(changes_x.sum() + changes_y.sum())
+    if total < MIN_SPLIT_CHANGES:
+        return grid
+    rows, cols = _cell_edges(box, grid)
+    (bx, by), (px, py) = grid.block_xy, grid.phase_xy
+    # Each cell's index on the whole grid (a box's first cell may be a partial one).
+    index_x = np.floor((box[0] + cols[1:-1] - px + 0.5) / bx).astype(int)  # the cell right of each column change
+    index_y = np.floor((box[1] + rows[1:-1] - py + 0.5) / by).astype(int)
+    for k in SPLIT_FACTORS:
+        for i in range(k):  # coarse cells start at fine cells i (mod k) on each axis
+            inside_x = (index_x - i) % k != 0
+            for j in range(k):
+                inside_y = (index_y - j) % k != 0
+                within = int(changes_x[:, inside_x].sum() + changes_y[inside_y, :].sum())
+                if within <= SPLIT_SHARE * total:
+                    return GridEstimate(k * grid.block_size, (k * bx, k * by),
+                                        (float((px + i * bx) % (k * bx)), float((py + j * by) % (k * by))),
+                                        grid.confidence)
+    return grid
 
 
 def _wins(box, grid: GridEstimate, other_box, other: GridEstimate) -> bool:
@@ -143,7 +243,7 @@ def _wins(box, grid: GridEstimate, other_box, other: GridEstimate) -> bool:
 
 
 def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_blocks: float = MIN_STRIP_BLOCKS,
-                        near: np.ndarray | None = None,
+                        near: np.ndarray | None = None, grow: bool = False,
                         max_boxes: int = 8) -> list[tuple[tuple[int, int, int, int], GridEstimate]]:
     """Censor mosaics anywhere in an image: the boxes of
     :func:`~deepclarity.pixelation.find_pixelated_boxes` at each block size of ``hints`` (each
@@ -151,7 +251,9 @@ def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_
     side, touching ``near`` when given) that pass ``accept(rgb, box, grid)`` (default
     :func:`is_censor_mosaic`, the screenshot rule), without their blank outer lines
     (:func:`~deepclarity.pixelation.boxes.trim_blank`); of overlapping boxes, the one
-    :func:`_wins` says. Largest first, at most ``max_boxes``."""
+    :func:`_wins` says. Largest first, at most ``max_boxes``. With ``grow`` (screenshots), each
+    box accepted takes the coarsest grid its cells split (:func:`coarsest_split`) and grows along
+    it (:func:`grow_censor`) first."""
     accept = is_censor_mosaic if accept is None else accept
     found: list[tuple[tuple[int, int, int, int], GridEstimate]] = []
     for hint in hints:
@@ -160,6 +262,9 @@ def find_censor_mosaics(rgb: np.ndarray, *, hints=BLOCK_HINTS, accept=None, min_
                                               max_boxes=max_boxes):
             if not accept(rgb, box, grid):
                 continue
+            if grow:
+                grid = coarsest_split(rgb, box, grid)
+                box = grow_censor(rgb, box, grid)
             # Judged with its blank margin (where the thresholds were chosen), reported without it.
             box = extend_to_partial_cells(rgb, trim_blank(rgb, box, grid), grid)
             clash = [i for i, (b2, _) in enumerate(found) if box_overlap(box, b2) > 0.3]

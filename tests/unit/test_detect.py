@@ -494,7 +494,7 @@ def test_left_half_pixelated_right_half_clean(detector, monkeypatch):
 
 
 def test_no_grid_estimate_when_not_pixelated(detector, monkeypatch, half_pixelated):
-    # Under SECOND_LOOK_P (0.3): over it, this half-pixelated image's mosaic is found by its cells.
+    # Under SECOND_LOOK_P (0.6): over it, this half-pixelated image's mosaic is found by its cells.
     _fake_tiles(monkeypatch, lambda b: 0.2)
 
     def boom(*a, **k):

@@ -105,7 +105,7 @@ def _fake_probs(monkeypatch, p):
 
 @pytest.fixture
 def stub(stub_detector):
-    stub_detector.threshold = 0.9  # 0.5 is in the second look's band, under this threshold
+    stub_detector.threshold = 0.9  # 0.8 is in the second look's band, under this threshold
     return stub_detector
 
 
@@ -114,7 +114,7 @@ def test_second_look_finds_a_censor_the_network_was_unsure_of(monkeypatch, stub,
     photo = np.ascontiguousarray(skdata.astronaut())
     out, truth = censor_regions(photo, [(150, 60, 300, 200)], 7, phases=[(3, 5)], mode="average")
     out = jpeg(out, quality) if quality else out
-    _fake_probs(monkeypatch, 0.5)  # under the threshold, over SECOND_LOOK_P
+    _fake_probs(monkeypatch, 0.8)  # under the threshold, over SECOND_LOOK_P
     det = stub.detect(out)
     assert det.pixelated and det.basis == "second look: mosaic cells"
     assert det.block_size == pytest.approx(7, rel=0.1)
@@ -122,14 +122,14 @@ def test_second_look_finds_a_censor_the_network_was_unsure_of(monkeypatch, stub,
     # Scored low, or with the look turned off, the network's verdict stands.
     _fake_probs(monkeypatch, 0.1)
     assert not stub.detect(out).pixelated
-    _fake_probs(monkeypatch, 0.5)
+    _fake_probs(monkeypatch, 0.8)
     stub.second_look = False
     assert not stub.detect(out).pixelated
 
 
 @pytest.mark.parametrize("quality", [None, 30])
 def test_second_look_leaves_clean_photos_clean(monkeypatch, stub, quality):
-    _fake_probs(monkeypatch, 0.5)
+    _fake_probs(monkeypatch, 0.8)
     for photo in (skdata.astronaut(), skdata.coffee(), skdata.chelsea()):
         photo = np.ascontiguousarray(photo)
         photo = jpeg(photo, quality) if quality else photo
@@ -148,7 +148,7 @@ def test_second_look_finds_fine_pixelation_all_over(monkeypatch, stub, photo):
 
     img = np.ascontiguousarray(getattr(skdata, photo)())
     w = img.shape[1]
-    _fake_probs(monkeypatch, 0.5)
+    _fake_probs(monkeypatch, 0.8)
     for factor, make in ((1.6, lambda x: x), (1.8, lambda x: jpeg(x, 85)), (2.2, lambda x: resize(x, 0.9, "area"))):
         out = make(pixelate(img, factor))
         det = stub.detect(out)
@@ -166,7 +166,7 @@ def test_second_look_leaves_smooth_upscaled_photos_clean(monkeypatch, stub):
     # by half a block: not pixelated.
     import cv2
 
-    _fake_probs(monkeypatch, 0.5)
+    _fake_probs(monkeypatch, 0.8)
     for photo in (skdata.astronaut(), skdata.coffee(), skdata.chelsea()):
         h, w = photo.shape[:2]
         for up in (2.0, 3.0):

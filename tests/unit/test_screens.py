@@ -9,11 +9,11 @@ from skimage import data as skdata
 
 import deepclarity.detect as detect_mod
 from deepclarity.degrade import censor_regions, jpeg, pixelate
-from deepclarity.detect import Detection, Detector, locate
+from deepclarity.detect import SCREEN_BOX_P, SCREEN_CENSOR, Detection, Detector, box_crops, locate
 from deepclarity.eval import censor as ec
 from deepclarity.pixelation import (GridEstimate, box_area, estimate_grid, find_censor_mosaics, is_censor_mosaic,
                                    screen_like)
-from deepclarity.pixelation.screens import SCREEN_SHARE, mosaic_colours
+from deepclarity.pixelation.screens import SCREEN_SHARE, coarsest_split, grow_censor, mosaic_colours
 
 
 def _screen(h: int = 200, w: int = 480, seed: int = 0) -> np.ndarray:
@@ -107,16 +107,89 @@ def test_network_firing_on_a_tile_or_two_of_a_clean_screen_is_overruled(monkeypa
     assert alone.pixelated and alone.basis == "network"
 
 
-def test_censor_the_network_missed_is_found_by_its_colours(monkeypatch, stub_detector):
+def _sees_boxes(monkeypatch, p: float):
+    """The network, shown crops centred on a box (``Detector.box_probability``), scores it ``p``."""
+    monkeypatch.setattr(Detector, "box_probability", lambda self, rgb, box: p)
+
+
+def test_a_censor_the_tiles_missed_is_found_where_the_network_sees_it_centred(monkeypatch, stub_detector):
     img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
     out, truth = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
     _fake_probs(monkeypatch, lambda i: 0.05)
+    _sees_boxes(monkeypatch, 0.99)
     det = stub_detector.detect(out)
-    assert det.pixelated and det.basis == "screen: mosaic colours"
+    assert det.pixelated and det.basis == SCREEN_CENSOR
     assert _iou(truth, [r.xyxy for r in det.regions], *out.shape[:2]) >= 0.6
     assert det.block_size == pytest.approx(6, rel=0.1)
     # The restorer's boxes are these (locate keeps boxes it is given), not the empty tiles'.
     assert locate(out, det, 0.5) is det
+    # Boxes of blocks the network does not call pixelated, centred on them, are the interface's.
+    _sees_boxes(monkeypatch, SCREEN_BOX_P - 0.01)
+    det = stub_detector.detect(out)
+    assert not det.pixelated and det.regions == [] and det.basis == "network"
+
+
+def test_a_censor_the_network_sees_beats_the_tiles_that_fired(monkeypatch, stub_detector):
+    # A one-line censor fires the tile that holds it; its box is the censor's, not the tile's.
+    img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
+    out, truth = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
+    _fake_probs(monkeypatch, lambda i: 0.99 if i == 6 else 0.05)
+    _sees_boxes(monkeypatch, 0.99)
+    det = stub_detector.detect(out)
+    assert det.pixelated and det.basis == SCREEN_CENSOR
+    assert _iou(truth, [r.xyxy for r in det.regions], *out.shape[:2]) >= 0.6
+
+
+def test_box_crops_centre_the_network_on_a_box():
+    img = np.arange(300 * 900 * 3, dtype=np.uint32).reshape(300, 900, 3).astype(np.uint8)
+    (one,) = box_crops(img, (400, 100, 440, 120))  # centred: rows 30-190, columns 340-500
+    assert one.shape == (160, 160, 3) and np.array_equal(one, img[30:190, 340:500])
+    # A box longer than a crop: one every half crop along it, the last flush with its end.
+    crops = box_crops(img, (10, 100, 600, 116))
+    assert len(crops) == 7 and all(c.shape == (160, 160, 3) for c in crops)
+    assert np.array_equal(crops[0], img[28:188, 10:170]) and np.array_equal(crops[-1], img[28:188, 440:600])
+    # Near an edge the crop moves inside; an image under a crop is mirrored out to one.
+    assert np.array_equal(box_crops(img, (880, 0, 900, 10))[0], img[0:160, 740:900])
+    small = img[:40, :100]
+    (padded,) = box_crops(small, (10, 10, 30, 20))
+    assert padded.shape == (160, 160, 3) and np.array_equal(padded[:40, :100], small)
+
+
+@pytest.mark.parametrize("mode", ["average", "nearest"])
+@pytest.mark.parametrize("block, phase_x", [(6, 3), (12, 6)])  # phases whose samples hit the strokes
+def test_a_piece_of_a_text_censor_grows_to_the_whole_censor(mode, block, phase_x):
+    # The box search often finds a few cells of a one-line censor; the cells beyond it on its grid
+    # are flat up to the censor's ends, and the letters past them are not.
+    img = _screen(seed=1)
+    out, truth = censor_regions(img, [(60, 52, 300, 67)], block, phases=[(phase_x, 3)], mode=mode)
+    assert (out[52:67, 60:300] != img[52:67, 60:300]).any(axis=2).mean() > 0.25
+    grid = GridEstimate(float(block), (float(block),) * 2, (float(phase_x), 3.0), 0.9)
+    piece = (60 + 3 * block + 3, 52, 60 + 6 * block + 3, 67)
+    x0, y0, x1, y1 = grow_censor(out, piece, grid)
+    assert _iou(truth, [(x0, y0, x1, y1)], *out.shape[:2]) >= 0.85
+    assert 60 - block < x0 and x1 < 300 + block and (y0, y1) == (52, 67)
+    # Clean text is no censor to grow into.
+    assert grow_censor(img, piece, grid) == piece
+
+
+def test_the_coarsest_grid_a_censors_cells_split_is_its_own():
+    # Nearest-sample text repeats the background over neighbouring cells, so a half or a third of
+    # the block fits too; only the true block has no colour change inside its cells.
+    img = np.ascontiguousarray(skdata.astronaut()[100:196, 100:340])
+    for block, phase in ((12, (5, 7)), (8, (0, 3))):
+        out, _ = censor_regions(img, [(0, 0, 240, 96)], block, phases=[phase], mode="nearest")
+        own = GridEstimate(float(block), (float(block),) * 2, tuple(map(float, phase)), 0.9)
+        for k in (2, 3, 4):
+            if block % k:
+                continue
+            fine = GridEstimate(block / k, (block / k,) * 2, tuple(p % (block / k) for p in own.phase_xy), 0.9)
+            found = coarsest_split(out, (0, 0, 240, 96), fine)
+            assert found.block_xy == own.block_xy and found.phase_xy == own.phase_xy, (block, k)
+        assert coarsest_split(out, (0, 0, 240, 96), own) == own
+    # A few cells that all look alike say nothing.
+    flat = np.full((48, 48, 3), 200, np.uint8)
+    fine = GridEstimate(4.0, (4.0, 4.0), (0.0, 0.0), 0.9)
+    assert coarsest_split(flat, (0, 0, 48, 48), fine) == fine
 
 
 def test_a_text_censor_the_network_found_gets_its_boxs_block_not_its_tiles(monkeypatch, stub_detector):
@@ -192,8 +265,9 @@ def test_a_censor_in_a_doubled_interface_is_found_in_the_image_it_doubles(monkey
     censored, truth = censor_regions(screen, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
     doubled = np.ascontiguousarray(_doubled(censored)[shift:, shift:])
     _fires_on_the_first_image_only(monkeypatch)
+    _sees_boxes(monkeypatch, 0.99)
     det = stub_detector.detect(doubled)
-    assert det.pixelated and det.basis == "screen: mosaic colours"
+    assert det.pixelated and det.basis == SCREEN_CENSOR
     x0, y0, x1, y1 = (2 * v - shift for v in truth[0].xyxy)
     (bx0, by0, bx1, by1), = [r.xyxy for r in det.regions]
     inter = max(0, min(x1, bx1) - max(x0, bx0)) * max(0, min(y1, by1) - max(y0, by0))
@@ -283,6 +357,7 @@ def test_a_censor_on_a_screenshot_is_reported_not_restored(monkeypatch, stub_det
     img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
     out, _ = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
     _fake_probs(monkeypatch, lambda i: 0.05)
+    _sees_boxes(monkeypatch, 0.99)
     restorer = Restorer("bicubic", device="cpu")
     restorer.detector = stub_detector
     res = restorer.restore(out)
