@@ -662,7 +662,7 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
     the flat-celled part, else the boxes found as above when their block is a censor's
     (:data:`~deepclarity.pixelation.MIN_CENSOR_BLOCK`), else the one box after all.
     """
-    from .pixelation import (MIN_CENSOR_BLOCK, PHOTO_HINTS, box_area, box_overlap, estimate_box_grid,
+    from .pixelation import (MIN_CENSOR_BLOCK, PHOTO_HINTS, box_area, box_overlap, coarsest_split, estimate_box_grid,
                              find_censor_mosaics, find_pixelated_boxes, flat_mosaic_box)
 
     h, w = rgb.shape[:2]
@@ -706,6 +706,8 @@ def find_regions(rgb: np.ndarray, mask: np.ndarray, grid, *, full: bool = False,
         # or a JPEG'd one can mislead (a multiple of the block); search every photo block size.
         found = find_censor_mosaics(area, hints=PHOTO_HINTS, accept=_mostly_flat, min_blocks=2.0,
                                     near=mask[ay0:ay1, ax0:ax1], max_boxes=MAX_REGIONS)
+    # A mosaic's cells fit every fraction of its grid: each box takes the coarsest its cells split.
+    found = [(box, coarsest_split(area, box, g)) for box, g in found]
     found = _one_tool(sorted(found, key=lambda f: -box_area(f[0])))[:MAX_REGIONS]
     if doubt and (not found or found[0][1].block_size < MIN_CENSOR_BLOCK):
         # No censor-sized blocks in a part of it: pixelated all over (then resized, say).

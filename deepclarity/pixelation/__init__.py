@@ -27,8 +27,8 @@ from .recover import (MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, block_edges, expand
 from .regions import COARSE_BLOCK, RegionRestore, find_mosaic_region, restore_regions
 from .boxes import (box_area, box_overlap, cell_flatness, estimate_box_grid, find_pixelated_boxes, flat_mosaic_box,
                     grid_evidence)
-from .screens import (MIN_CENSOR_BLOCK, SCREEN_SHARE, censor_sized, find_censor_mosaics, is_censor_mosaic,
-                      mosaic_colours, nearest_doubled, screen_like)
+from .screens import (MIN_CENSOR_BLOCK, SCREEN_SHARE, censor_sized, coarsest_split, find_censor_mosaics,
+                      is_censor_mosaic, mosaic_colours, nearest_doubled, screen_like)
 from .photo_mosaics import PHOTO_HINTS, find_photo_mosaics, is_photo_mosaic, jpeg_grid
 
 __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid", "block_edges", "expand_lowres",
@@ -37,6 +37,6 @@ __all__ = ["GridEstimate", "boundary_profile", "estimate_period", "estimate_grid
            "find_mosaic_region", "box_area", "box_overlap", "estimate_box_grid", "find_pixelated_boxes",
            "flat_mosaic_box", "grid_evidence", "cell_flatness",
            "COARSE_BLOCK", "RegionRestore", "restore_regions", "MIN_CENSOR_BLOCK", "SCREEN_SHARE", "screen_like",
-           "censor_sized", "mosaic_colours", "is_censor_mosaic", "find_censor_mosaics", "nearest_doubled",
-           "find_photo_mosaics", "is_photo_mosaic",
+           "censor_sized", "coarsest_split", "mosaic_colours", "is_censor_mosaic", "find_censor_mosaics",
+           "nearest_doubled", "find_photo_mosaics", "is_photo_mosaic",
            "jpeg_grid", "PHOTO_HINTS"]

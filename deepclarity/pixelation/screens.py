@@ -202,7 +202,8 @@ def coarsest_split(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEs
     censored by nearest sample repeats its background colour over neighbouring cells, so the box
     search can measure a half or a third of the block; on the true grid the colour changes only
     between its cells, on a fraction of it also inside them (:data:`SPLIT_SHARE` of at least
-    :data:`MIN_SPLIT_CHANGES` changes, :data:`CELL_CHANGE` levels)."""
+    :data:`MIN_SPLIT_CHANGES` changes, :data:`CELL_CHANGE` levels; the box at least three coarser
+    cells long)."""
     means, _ = cell_stats(img, box, grid)
     changes_x = np.abs(np.diff(means, axis=1)).max(axis=-1) > CELL_CHANGE  # between columns c and c + 1
     changes_y = np.abs(np.diff(means, axis=0)).max(axis=-1) > CELL_CHANGE
@@ -215,6 +216,8 @@ def coarsest_split(img: np.ndarray, box: tuple[int, int, int, int], grid: GridEs
     index_x = np.floor((box[0] + cols[1:-1] - px + 0.5) / bx).astype(int)  # the cell right of each column change
     index_y = np.floor((box[1] + rows[1:-1] - py + 0.5) / by).astype(int)
     for k in SPLIT_FACTORS:
+        if max(means.shape[:2]) < 3 * k:
+            continue  # under three coarser cells along the box: too few to tell
         for i in range(k):  # coarse cells start at fine cells i (mod k) on each axis
             inside_x = (index_x - i) % k != 0
             for j in range(k):
