@@ -238,3 +238,20 @@ def test_boxes_of_one_image_share_the_largest_ones_block():
              ((100, 0, 110, 10), _grid(6))]
     assert [b for b, _ in _one_tool(found)] == [(0, 0, 100, 60), (40, 80, 90, 100)]
     assert _one_tool([]) == []
+
+
+def test_boxes_searched_at_half_the_block_report_the_block(monkeypatch):
+    # Nearest-sample cells fit every fraction of the grid: a box searched at half the block (the
+    # tiles' grid can say so) takes the coarsest grid its cells split, the censor's own.
+    import deepclarity.pixelation as pixelation_mod
+    from deepclarity.detect import find_regions
+
+    photo = np.ascontiguousarray(skdata.chelsea())
+    out, _ = censor_regions(photo, [(150, 60, 330, 220)], 16, phases=[(5, 7)], mode="nearest")
+    mask = np.zeros(out.shape[:2], bool)
+    mask[60:220, 150:330] = True
+    half = GridEstimate(8.0, (8.0, 8.0), (5.0, 7.0), 0.8)
+    regions = find_regions(out, mask, half)
+    assert regions and regions[0].block_size == pytest.approx(16, rel=0.05)
+    monkeypatch.setattr(pixelation_mod, "coarsest_split", lambda img, box, grid: grid)
+    assert find_regions(out, mask, half)[0].block_size == pytest.approx(8, rel=0.05)
