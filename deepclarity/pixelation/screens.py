@@ -11,6 +11,12 @@ exactly that on the cells of a box's own grid.
 
 :func:`screen_like` says when to use this test: a screenshot has one colour over a large share
 of its pixels (the background), which no photo, JPEG'd or resized, has.
+
+The colour rule misses text censored by nearest sample (its cells take the background's and the
+ink's colour), so the detector hands :func:`find_censor_mosaics` a rule of its own (the network
+asked about each box, :func:`deepclarity.detect.screen_verdict`) and has each accepted box take
+the coarsest grid its cells split (:func:`coarsest_split`) and grow along it to the censor's ends
+(:func:`grow_censor`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .boxes import (FLAT_CELL_STD, NOISE, _cell_edges, box_area, box_overlap, cell_stats, extend_to_partial_cells,
-                    find_pixelated_boxes, snap_box, trim_blank)
+                    find_pixelated_boxes, trim_blank)
 from .grid import GridEstimate, _gray
 from .recover import MIN_GRID_CONTRAST_DB, MIN_GRID_FIT_DB, grid_contrast, grid_fit, recover_lowres
 
@@ -148,7 +154,7 @@ def is_censor_mosaic(img: np.ndarray, box: tuple[int, int, int, int], grid: Grid
 
 
 def _adds_censor(img: np.ndarray, cells: tuple[int, int, int, int], grid: GridEstimate) -> bool:
-    """Whether the cells of ``grid`` in ``cells`` (a box on its lines) continue a censor: at least
+    """Whether the cells of ``grid`` in ``cells`` (a strip beside a censor box) continue it: at least
     :data:`GROW_FLAT_SHARE` of them flat, and those not all one colour (:data:`CELL_CHANGE`; a blank
     margin: no one can tell it censored, and past it lies something else)."""
     if cells[2] <= cells[0] or cells[3] <= cells[1]:
