@@ -133,7 +133,9 @@ def test_a_censor_the_network_sees_beats_the_tiles_that_fired(monkeypatch, stub_
     # A one-line censor fires the tile that holds it; its box is the censor's, not the tile's.
     img = np.concatenate([_screen(seed=s) for s in range(3)], axis=0)
     out, truth = censor_regions(img, [(60, 252, 228, 276)], 6, phases=[(1, 5)], mode="average")
-    _fake_probs(monkeypatch, lambda i: 0.99 if i == 6 else 0.05)
+    rows, cols, tiles = detect_mod.tile_grid(*out.shape[:2], stub_detector.max_tiles)
+    fired = next(t for t in tiles if t[0] <= 264 < t[1] and t[2] <= 144 < t[3])  # the censor's centre
+    _fake_probs(monkeypatch, lambda i: 0.99 if tiles[i % len(tiles)] == fired else 0.05)
     _sees_boxes(monkeypatch, 0.99)
     det = stub_detector.detect(out)
     assert det.pixelated and det.basis == SCREEN_CENSOR
